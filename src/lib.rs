@@ -1,0 +1,73 @@
+#![doc = include_str!("../README.md")]
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+#![warn(missing_debug_implementations)]
+
+mod api_key;
+mod client;
+mod error;
+mod proxy;
+mod request;
+mod resolver;
+mod response;
+mod retry;
+
+use std::sync::OnceLock;
+
+pub use client::{
+    API_KEY_ENV, BASE_URL_ENV, Client, ClientBuilder, DEFAULT_BASE_URL, MAX_BODY_BYTES,
+    PreparedSend,
+};
+pub use error::{ApiErrorEntry, Error, ErrorKind, Violation};
+pub use request::{InvalidMetadataValue, MetadataValue, SendSmsRequest};
+pub use response::SendSmsResponse;
+
+/// Sends one SMS with a process-wide client configured from the environment
+/// (`TELNYX_API_KEY`, and `TELNYX_BASE_URL` if set).
+///
+/// The client is built on the first successful call and reused after that, so repeated calls
+/// share one connection pool. A call that finds the environment unusable returns the error
+/// and builds nothing, so a later call (after the environment is fixed) can still succeed.
+///
+/// ```no_run
+/// use telnyx_assistant_sms::{send_sms, SendSmsRequest};
+///
+/// let res = send_sms("assistant-id", &SendSmsRequest::new("+15550001111", "+15550002222").text("Hi"))?;
+/// println!("conversation {}", res.conversation_id.as_deref().unwrap_or("-"));
+/// # Ok::<(), telnyx_assistant_sms::Error>(())
+/// ```
+///
+/// # Errors
+///
+/// A [`Config`](ErrorKind::Config) error when the environment gives no usable key or base
+/// URL; otherwise as [`Client::send_sms`].
+pub fn send_sms(assistant_id: &str, request: &SendSmsRequest) -> Result<SendSmsResponse, Error> {
+    static GLOBAL: OnceLock<Client> = OnceLock::new();
+    let client = match GLOBAL.get() {
+        Some(c) => c,
+        None => {
+            let built = Client::from_env()?;
+            // Two threads may race to build; one wins and both use the winner.
+            GLOBAL.get_or_init(|| built)
+        }
+    };
+    client.send_sms(assistant_id, request)
+}
+
+#[cfg(test)]
+mod assertions {
+    use super::*;
+
+    const fn send_sync_clone<T: Send + Sync + Clone>() {}
+    const fn send_sync_static<T: Send + Sync + 'static + std::error::Error>() {}
+    const _: () = send_sync_clone::<Client>();
+    const _: () = send_sync_clone::<ClientBuilder>();
+    const _: () = send_sync_clone::<SendSmsRequest>();
+    const _: () = send_sync_static::<Error>();
+
+    #[test]
+    fn error_is_one_pointer_wide() {
+        assert_eq!(std::mem::size_of::<Error>(), std::mem::size_of::<usize>());
+        assert_eq!(std::mem::size_of::<Result<(), Error>>(), std::mem::size_of::<usize>());
+    }
+}

@@ -1,0 +1,136 @@
+//! Which proxy, if any: explicit, none, or the environment read the way curl reads it.
+
+use std::fmt;
+
+use ureq::http::Uri;
+
+use crate::error::Error;
+
+#[derive(Clone)]
+pub(crate) enum ProxyChoice {
+    FromEnv,
+    None,
+    Url(String),
+}
+
+impl fmt::Debug for ProxyChoice {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ProxyChoice::FromEnv => f.write_str("FromEnv"),
+            ProxyChoice::None => f.write_str("None"),
+            ProxyChoice::Url(u) => f.debug_tuple("Url").field(&redact_userinfo(u)).finish(),
+        }
+    }
+}
+
+pub(crate) struct ChosenProxy {
+    pub(crate) proxy: ureq::Proxy,
+    /// The URL without credentials, for `Debug`.
+    pub(crate) shown: String,
+}
+
+/// Decides the proxy for a client whose every request goes to `target`. Since the client
+/// talks to one host only, `NO_PROXY` can be settled once, here.
+pub(crate) fn resolve_proxy(choice: &ProxyChoice, target: &Uri) -> Result<Option<ChosenProxy>, Error> {
+    let (url, name) = match choice {
+        ProxyChoice::None => return Ok(None),
+        ProxyChoice::Url(u) => (u.clone(), "proxy url".to_owned()),
+        ProxyChoice::FromEnv => {
+            let https = target.scheme_str() == Some("https");
+            // curl: the scheme's own variable first (for http only the lower-case one, as
+            // upper-case HTTP_PROXY can be set by a CGI request), then ALL_PROXY.
+            let names: &[&str] = if https {
+                &["HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"]
+            } else {
+                &["http_proxy", "ALL_PROXY", "all_proxy"]
+            };
+            let Some((name, url)) = names.iter().find_map(|n| {
+                std::env::var(n)
+                    .ok()
+                    .filter(|v| !v.trim().is_empty())
+                    .map(|v| (*n, v))
+            }) else {
+                return Ok(None);
+            };
+            let no_proxy = std::env::var("NO_PROXY")
+                .or_else(|_| std::env::var("no_proxy"))
+                .unwrap_or_default();
+            if no_proxy_matches(&no_proxy, target.host().unwrap_or("")) {
+                return Ok(None);
+            }
+            (url.trim().to_owned(), name.to_owned())
+        }
+    };
+    let shown = redact_userinfo(&url);
+    let proxy = ureq::Proxy::new(&url).map_err(|e| {
+        Error::config(format!("the {name} `{shown}` is not a valid proxy url")).with_source(e)
+    })?;
+    Ok(Some(ChosenProxy { proxy, shown }))
+}
+
+/// curl's `NO_PROXY` rules: `*` matches every host; otherwise a comma-separated list of host
+/// names (matching the name and its subdomains, a leading `.` or `*.` allowed) and IP
+/// addresses (matched exactly). Ports are ignored.
+pub(crate) fn no_proxy_matches(list: &str, host: &str) -> bool {
+    let host = host
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_ascii_lowercase();
+    list.split(',').map(str::trim).any(|entry| {
+        if entry == "*" {
+            return true;
+        }
+        let entry = entry.trim_start_matches("*.").trim_start_matches('.');
+        // Drop a port, but not the colons of an IPv6 address.
+        let entry = match entry.rsplit_once(':') {
+            Some((h, p)) if !h.contains(':') && p.bytes().all(|b| b.is_ascii_digit()) => h,
+            _ => entry,
+        };
+        let entry = entry
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_ascii_lowercase();
+        !entry.is_empty()
+            && (host == entry
+                || (host.len() > entry.len()
+                    && host.ends_with(&entry)
+                    && host.as_bytes()[host.len() - entry.len() - 1] == b'.'))
+    })
+}
+
+/// `http://user:secret@host:3128` -> `http://***@host:3128`.
+pub(crate) fn redact_userinfo(url: &str) -> String {
+    let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    match rest[..authority_end].rfind('@') {
+        Some(at) if scheme.is_empty() => format!("***{}", &rest[at..]),
+        Some(at) => format!("{scheme}://***{}", &rest[at..]),
+        None => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn no_proxy_rules() {
+        assert!(no_proxy_matches("*", "api.telnyx.com"));
+        assert!(no_proxy_matches("example.org, telnyx.com", "api.telnyx.com"));
+        assert!(no_proxy_matches(".telnyx.com", "api.telnyx.com"));
+        assert!(no_proxy_matches("*.telnyx.com", "api.telnyx.com"));
+        assert!(no_proxy_matches("API.TELNYX.COM:443", "api.telnyx.com"));
+        assert!(no_proxy_matches("::1", "[::1]"));
+        assert!(no_proxy_matches("127.0.0.1", "127.0.0.1"));
+        assert!(!no_proxy_matches("nyx.com", "api.telnyx.com"));
+        assert!(!no_proxy_matches("", "api.telnyx.com"));
+        assert!(!no_proxy_matches("127.0.0.2", "127.0.0.1"));
+    }
+
+    #[test]
+    fn userinfo_is_redacted() {
+        assert_eq!(redact_userinfo("http://u:pw@proxy:3128"), "http://***@proxy:3128");
+        assert_eq!(redact_userinfo("http://proxy:3128/x@y"), "http://proxy:3128/x@y");
+        assert_eq!(redact_userinfo("u:pw@proxy:3128"), "***@proxy:3128");
+    }
+}

@@ -1,0 +1,379 @@
+//! The request body, its metadata values, and client-side validation.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::de::{self, Deserializer, Visitor};
+use serde::{Deserialize, Serialize, Serializer};
+
+use crate::error::{Error, Violation};
+
+/// The body of one Assistant SMS Chat call, plus the idempotency key that travels beside it.
+///
+/// Only `from` and `to` are required; every other field is omitted from the JSON when it is
+/// not set (never sent as `null`). Build one with [`SendSmsRequest::new`] and the chained
+/// setters (each named after the field it sets), read or change the public fields directly,
+/// or deserialize one from JSON (unknown fields are refused, so a typo such as
+/// `"txt"` is an error instead of a silently different message).
+///
+/// ```
+/// use telnyx_assistant_sms::SendSmsRequest;
+///
+/// let req = SendSmsRequest::new("+15550001111", "+15550002222")
+///     .text("Your table is ready")
+///     .metadata("ticket", "T-1")
+///     .metadata("party_size", 4)
+///     .metadata("vip", true)
+///     .should_create_conversation(true);
+/// req.validate()?;
+/// assert_eq!(req.text.as_deref(), Some("Your table is ready"));
+///
+/// // A script can keep requests as JSON.
+/// let loaded: SendSmsRequest = serde_json::from_str(
+///     r#"{"from":"+15550001111","to":"+15550002222","conversation_metadata":{"n":3}}"#,
+/// ).unwrap();
+/// assert_eq!(loaded.conversation_metadata["n"], 3.into());
+/// # Ok::<(), telnyx_assistant_sms::Error>(())
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct SendSmsRequest {
+    /// The sender: one of your Telnyx numbers. Required.
+    // `default` so that a JSON file may leave it out and have a flag (or code) fill it in;
+    // validation then reports it as missing if nobody did.
+    #[serde(default)]
+    pub from: String,
+    /// The recipient's number. Required.
+    #[serde(default)]
+    pub to: String,
+    /// The text to send; `None` lets the assistant greet or generate it. A JSON `null` reads
+    /// as `None`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub text: Option<String>,
+    /// Conversation metadata; omitted from the body when empty.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub conversation_metadata: BTreeMap<String, MetadataValue>,
+    /// Whether the server creates a new conversation first; omitted when `None`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub should_create_conversation: Option<bool>,
+    /// Sent as the `Idempotency-Key` header, never in the body (and never read from JSON).
+    #[serde(skip)]
+    pub idempotency_key: Option<String>,
+}
+
+impl SendSmsRequest {
+    /// A request from the messaging number `from` (one of your Telnyx numbers) to `to`.
+    ///
+    /// Nothing is checked here; [`validate`](Self::validate) and every send check it.
+    pub fn new(from: impl Into<String>, to: impl Into<String>) -> Self {
+        SendSmsRequest {
+            from: from.into(),
+            to: to.into(),
+            text: None,
+            conversation_metadata: BTreeMap::new(),
+            should_create_conversation: None,
+            idempotency_key: None,
+        }
+    }
+
+    /// Sets the sender number.
+    pub fn from(mut self, from: impl Into<String>) -> Self {
+        self.from = from.into();
+        self
+    }
+
+    /// Sets the recipient number.
+    pub fn to(mut self, to: impl Into<String>) -> Self {
+        self.to = to.into();
+        self
+    }
+
+    /// The text to send. Leave it unset to let the assistant send its greeting (on the first
+    /// message of a conversation) or generate the text itself.
+    ///
+    /// Defaults to unset (omitted from the body).
+    pub fn text(mut self, text: impl Into<String>) -> Self {
+        self.text = Some(text.into());
+        self
+    }
+
+    /// Adds one conversation metadata entry, replacing an earlier value for the same key.
+    ///
+    /// Values are strings, integers or booleans; anything else does not compile (there is no
+    /// `From<f64>` for [`MetadataValue`]). Defaults to no metadata (omitted from the body).
+    pub fn metadata(mut self, key: impl Into<String>, value: impl Into<MetadataValue>) -> Self {
+        self.conversation_metadata.insert(key.into(), value.into());
+        self
+    }
+
+    /// Replaces all conversation metadata at once.
+    ///
+    /// Defaults to no metadata (omitted from the body).
+    pub fn conversation_metadata(mut self, metadata: BTreeMap<String, MetadataValue>) -> Self {
+        self.conversation_metadata = metadata;
+        self
+    }
+
+    /// Whether the server should create a new conversation (with the metadata) first.
+    ///
+    /// Defaults to unset (omitted from the body; the server's default applies).
+    pub fn should_create_conversation(mut self, create: bool) -> Self {
+        self.should_create_conversation = Some(create);
+        self
+    }
+
+    /// Your own `Idempotency-Key` for this send: 1 to 255 characters of `A-Z a-z 0-9 _ -`.
+    ///
+    /// The server sends the SMS at most once per key (it replays the first answer for 24
+    /// hours), so a script that derives the key from its own event id can be re-run after a
+    /// crash without texting anyone twice. The key is a header and never part of the JSON.
+    ///
+    /// Defaults to unset: the client then generates a fresh random key for each send (see
+    /// [`ClientBuilder::auto_idempotency_key`](crate::ClientBuilder::auto_idempotency_key)).
+    pub fn idempotency_key(mut self, key: impl Into<String>) -> Self {
+        self.idempotency_key = Some(key.into());
+        self
+    }
+
+    /// Checks every rule the client enforces before sending, and reports all violations at once.
+    ///
+    /// The rules: `from` and `to` present, not blank and free of control characters; `text`,
+    /// when set, not blank; metadata keys not empty (values are typed, so they are always a
+    /// string, an integer or a boolean); the idempotency key, when set, 1 to 255 characters of
+    /// `A-Z a-z 0-9 _ -`. [`Client::send_sms`](crate::Client::send_sms) runs the same check (and
+    /// checks the assistant id), so calling this first is only needed to fail early.
+    ///
+    /// # Errors
+    ///
+    /// An [`ErrorKind::Validation`](crate::ErrorKind::Validation) error whose
+    /// [`violations`](Error::violations) name each field the way the server's 422 does, for
+    /// example `["body", "to"]`.
+    pub fn validate(&self) -> Result<(), Error> {
+        let mut violations = Vec::new();
+        self.collect_violations(&mut violations);
+        if violations.is_empty() {
+            Ok(())
+        } else {
+            Err(Error::validation(violations))
+        }
+    }
+
+    pub(crate) fn collect_violations(&self, out: &mut Vec<Violation>) {
+        check_number("from", &self.from, out);
+        check_number("to", &self.to, out);
+        if let Some(text) = &self.text {
+            if text.trim().is_empty() {
+                out.push(Violation::new(
+                    &["body", "text"],
+                    "must not be blank; leave it unset to let the assistant greet or generate the text",
+                    "blank",
+                ));
+            }
+        }
+        for key in self.conversation_metadata.keys() {
+            if key.trim().is_empty() {
+                out.push(Violation::new(
+                    &["body", "conversation_metadata", key],
+                    "metadata keys must not be empty",
+                    "blank",
+                ));
+            }
+        }
+        if let Some(key) = &self.idempotency_key {
+            if let Some(problem) = idempotency_key_problem(key) {
+                out.push(Violation::new(
+                    &["header", "Idempotency-Key"],
+                    problem,
+                    "invalid_idempotency_key",
+                ));
+            }
+        }
+    }
+}
+
+fn check_number(field: &str, value: &str, out: &mut Vec<Violation>) {
+    if value.is_empty() {
+        out.push(Violation::new(&["body", field], "field required", "missing"));
+    } else if value.trim().is_empty() {
+        out.push(Violation::new(&["body", field], "must not be blank", "blank"));
+    } else if value.chars().any(char::is_control) {
+        out.push(Violation::new(
+            &["body", field],
+            "must not contain control characters",
+            "control_character",
+        ));
+    }
+}
+
+/// Why `key` breaks the server's idempotency-key contract, or `None` if it is fine.
+pub(crate) fn idempotency_key_problem(key: &str) -> Option<&'static str> {
+    if key.is_empty() || key.len() > 255 {
+        Some("must be 1 to 255 characters long")
+    } else if !key
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    {
+        Some("may only contain A-Z, a-z, 0-9, '_' and '-'")
+    } else {
+        None
+    }
+}
+
+/// One conversation metadata value: the server accepts a string, an integer or a boolean.
+///
+/// Floats, `null`, arrays and objects are not representable: there is no `From` for them, and
+/// deserializing or converting one (`TryFrom<serde_json::Value>`) is an error.
+///
+/// ```
+/// use telnyx_assistant_sms::MetadataValue;
+///
+/// assert_eq!(MetadataValue::from("02134"), MetadataValue::String("02134".into()));
+/// assert_eq!(MetadataValue::from(3), MetadataValue::Integer(3));
+/// assert_eq!(MetadataValue::from(true), MetadataValue::Boolean(true));
+/// assert!(MetadataValue::try_from(serde_json::json!(1.5)).is_err());
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum MetadataValue {
+    /// A JSON string.
+    String(String),
+    /// A JSON integer that fits in an `i64`.
+    Integer(i64),
+    /// A JSON boolean.
+    Boolean(bool),
+}
+
+impl fmt::Display for MetadataValue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            MetadataValue::String(s) => f.write_str(s),
+            MetadataValue::Integer(n) => write!(f, "{n}"),
+            MetadataValue::Boolean(b) => write!(f, "{b}"),
+        }
+    }
+}
+
+impl Serialize for MetadataValue {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            MetadataValue::String(v) => s.serialize_str(v),
+            MetadataValue::Integer(v) => s.serialize_i64(*v),
+            MetadataValue::Boolean(v) => s.serialize_bool(*v),
+        }
+    }
+}
+
+const EXPECTED: &str = "a string, an integer or a boolean";
+
+impl<'de> Deserialize<'de> for MetadataValue {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = MetadataValue;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(EXPECTED)
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<MetadataValue, E> {
+                Ok(MetadataValue::String(v.to_owned()))
+            }
+            fn visit_string<E: de::Error>(self, v: String) -> Result<MetadataValue, E> {
+                Ok(MetadataValue::String(v))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<MetadataValue, E> {
+                Ok(MetadataValue::Integer(v))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<MetadataValue, E> {
+                i64::try_from(v)
+                    .map(MetadataValue::Integer)
+                    .map_err(|_| E::custom(format_args!("integer {v} does not fit in an i64")))
+            }
+            fn visit_bool<E: de::Error>(self, v: bool) -> Result<MetadataValue, E> {
+                Ok(MetadataValue::Boolean(v))
+            }
+            // Floats, null, sequences and maps fall through to serde's "invalid type" error,
+            // which names what was found and what was expected.
+        }
+        d.deserialize_any(V)
+    }
+}
+
+macro_rules! from_lossless {
+    ($variant:ident: $($t:ty),*) => {$(
+        impl From<$t> for MetadataValue {
+            fn from(v: $t) -> Self {
+                MetadataValue::$variant(v.into())
+            }
+        }
+    )*};
+}
+from_lossless!(String: String, &str, &String, Box<str>, std::borrow::Cow<'_, str>);
+from_lossless!(Integer: i8, i16, i32, i64, u8, u16, u32);
+from_lossless!(Boolean: bool);
+
+/// The error for a value that is not a string, an integer that fits in `i64`, or a boolean.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InvalidMetadataValue {
+    found: &'static str,
+}
+
+impl InvalidMetadataValue {
+    /// What kind of value was refused (`"float"`, `"null"`, `"array"`, `"object"`, or
+    /// `"integer out of range"`).
+    pub fn found(&self) -> &'static str {
+        self.found
+    }
+}
+
+impl fmt::Display for InvalidMetadataValue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "metadata values must be {EXPECTED}, found {}", self.found)
+    }
+}
+
+impl std::error::Error for InvalidMetadataValue {}
+
+macro_rules! try_from_wide_int {
+    ($($t:ty),*) => {$(
+        impl TryFrom<$t> for MetadataValue {
+            type Error = InvalidMetadataValue;
+            fn try_from(v: $t) -> Result<Self, InvalidMetadataValue> {
+                i64::try_from(v)
+                    .map(MetadataValue::Integer)
+                    .map_err(|_| InvalidMetadataValue { found: "integer out of range" })
+            }
+        }
+    )*};
+}
+try_from_wide_int!(u64, usize, isize, i128, u128);
+
+impl TryFrom<serde_json::Value> for MetadataValue {
+    type Error = InvalidMetadataValue;
+
+    fn try_from(v: serde_json::Value) -> Result<Self, InvalidMetadataValue> {
+        use serde_json::Value;
+        match v {
+            Value::String(s) => Ok(MetadataValue::String(s)),
+            Value::Bool(b) => Ok(MetadataValue::Boolean(b)),
+            Value::Number(n) => match n.as_i64() {
+                Some(i) => Ok(MetadataValue::Integer(i)),
+                None if n.is_f64() => Err(InvalidMetadataValue { found: "float" }),
+                None => Err(InvalidMetadataValue {
+                    found: "integer out of range",
+                }),
+            },
+            Value::Null => Err(InvalidMetadataValue { found: "null" }),
+            Value::Array(_) => Err(InvalidMetadataValue { found: "array" }),
+            Value::Object(_) => Err(InvalidMetadataValue { found: "object" }),
+        }
+    }
+}
+
+impl From<MetadataValue> for serde_json::Value {
+    fn from(v: MetadataValue) -> Self {
+        match v {
+            MetadataValue::String(s) => s.into(),
+            MetadataValue::Integer(n) => n.into(),
+            MetadataValue::Boolean(b) => b.into(),
+        }
+    }
+}

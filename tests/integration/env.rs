@@ -1,0 +1,152 @@
+//! Configuration from the environment. The environment is process-wide, so each case runs
+//! in a child process (this same test binary, filtered to one `child_` test) with exactly the
+//! variables it needs.
+
+use std::process::Command;
+
+use telnyx_assistant_sms::{ErrorKind, SendSmsRequest};
+
+use crate::support::{ScriptServer, Step};
+
+const CHILD: &str = "TELNYX_TEST_CHILD";
+const PROXY_VARS: [&str; 8] = [
+    "HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy", "NO_PROXY", "no_proxy",
+];
+
+/// Runs child test `name` with `vars`; returns its combined output after asserting success.
+fn run_child(name: &str, vars: &[(&str, &str)]) -> String {
+    let mut cmd = Command::new(std::env::current_exe().unwrap());
+    cmd.args(["--exact", &format!("env::{name}"), "--nocapture", "--test-threads=1"]);
+    for v in PROXY_VARS.iter().chain(&["TELNYX_API_KEY", "TELNYX_BASE_URL"]) {
+        cmd.env_remove(v);
+    }
+    cmd.env(CHILD, name);
+    for (k, v) in vars {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "child {name} failed:\n{text}");
+    assert!(text.contains("1 passed"), "child {name} did not run:\n{text}");
+    text
+}
+
+/// True only inside the child process started for this very test.
+fn is_child(name: &str) -> bool {
+    std::env::var(CHILD).as_deref() == Ok(name)
+}
+
+#[test]
+fn free_function_uses_the_environment_and_one_connection() {
+    let server = ScriptServer::start(vec![Step::ok()]);
+    let out = run_child(
+        "child_free_function_sends_three",
+        &[("TELNYX_API_KEY", crate::KEY), ("TELNYX_BASE_URL", &server.base_url())],
+    );
+    assert!(out.contains("sent 3"), "{out}");
+    let reqs = server.requests();
+    assert_eq!(reqs.len(), 3);
+    assert_eq!(server.connections(), 1, "the free function must reuse its connection");
+    for r in &reqs {
+        assert_eq!(r.header("authorization"), Some(format!("Bearer {}", crate::KEY).as_str()));
+        assert_eq!(r.path, "/v2/ai/assistants/asst-env/chat/sms");
+    }
+}
+
+#[test]
+fn child_free_function_sends_three() {
+    if !is_child("child_free_function_sends_three") {
+        return;
+    }
+    for _ in 0..3 {
+        let res = telnyx_assistant_sms::send_sms("asst-env", &SendSmsRequest::new("+1", "+2")).unwrap();
+        assert_eq!(res.conversation_id.as_deref(), Some("conv-42"));
+    }
+    println!("sent 3");
+}
+
+#[test]
+fn free_function_without_a_key_is_an_error_not_a_panic() {
+    let out = run_child("child_free_function_without_key", &[]);
+    assert!(out.contains("config error ok"), "{out}");
+}
+
+#[test]
+fn child_free_function_without_key() {
+    if !is_child("child_free_function_without_key") {
+        return;
+    }
+    let err = telnyx_assistant_sms::send_sms("a", &SendSmsRequest::new("+1", "+2")).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Config);
+    assert_eq!(err.to_string(), "invalid configuration: no api key: TELNYX_API_KEY is not set");
+    // Still an error (not a cached panic or a stale client) the second time.
+    assert_eq!(
+        telnyx_assistant_sms::send_sms("a", &SendSmsRequest::new("+1", "+2")).unwrap_err().kind(),
+        ErrorKind::Config
+    );
+    println!("config error ok");
+}
+
+#[test]
+fn bad_base_url_in_the_environment_is_named() {
+    let out = run_child(
+        "child_bad_base_url",
+        &[("TELNYX_API_KEY", crate::KEY), ("TELNYX_BASE_URL", "http://example.com/v2")],
+    );
+    assert!(out.contains("named ok"), "{out}");
+}
+
+#[test]
+fn child_bad_base_url() {
+    if !is_child("child_bad_base_url") {
+        return;
+    }
+    let err = telnyx_assistant_sms::Client::from_env().unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Config);
+    assert!(err.to_string().starts_with("invalid configuration: the TELNYX_BASE_URL uses plain http"), "{err}");
+    println!("named ok");
+}
+
+#[test]
+fn proxy_from_the_environment_is_used_and_no_proxy_is_honoured() {
+    // The "proxy" is a scripted server: it accepts the CONNECT, then answers the request
+    // tunnelled through it.
+    let connect_ok = Step::Respond { status: 200, headers: vec![], body: vec![] };
+    let proxy = ScriptServer::start(vec![connect_ok, Step::ok()]);
+    let proxy_url = format!("http://{}", proxy.addr());
+    run_child(
+        "child_sends_once",
+        &[("TELNYX_API_KEY", crate::KEY), ("TELNYX_BASE_URL", "http://127.0.0.1:9/v2"), ("http_proxy", &proxy_url)],
+    );
+    let reqs = proxy.requests();
+    assert_eq!(reqs.len(), 2);
+    assert_eq!((reqs[0].method.as_str(), reqs[0].path.as_str()), ("CONNECT", "127.0.0.1:9"));
+    assert_eq!(reqs[1].path, "/v2/ai/assistants/asst-env/chat/sms");
+
+    // With NO_PROXY naming the host, the request goes direct (to the real server).
+    let direct = ScriptServer::start(vec![Step::ok()]);
+    run_child(
+        "child_sends_once",
+        &[
+            ("TELNYX_API_KEY", crate::KEY),
+            ("TELNYX_BASE_URL", &direct.base_url()),
+            ("ALL_PROXY", &proxy_url),
+            ("NO_PROXY", "example.com,127.0.0.1"),
+        ],
+    );
+    assert_eq!(direct.request_count(), 1);
+    assert_eq!(proxy.request_count(), 2, "the proxy saw nothing more");
+}
+
+#[test]
+fn child_sends_once() {
+    if !is_child("child_sends_once") {
+        return;
+    }
+    let client = telnyx_assistant_sms::Client::from_env().unwrap();
+    client.send_sms("asst-env", &SendSmsRequest::new("+1", "+2")).unwrap();
+}
