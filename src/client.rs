@@ -291,9 +291,7 @@ impl ClientBuilder {
         let Some(api_key) = self.api_key else {
             return Err(Error::config(match self.key_origin {
                 Origin::Env => format!("no api key: {API_KEY_ENV} is not set"),
-                _ => format!(
-                    "no api key: set {API_KEY_ENV} or pass one to ClientBuilder::api_key"
-                ),
+                _ => format!("no api key: set {API_KEY_ENV} or pass one to ClientBuilder::api_key"),
             }));
         };
         if let Some(problem) = api_key.problem() {
@@ -308,7 +306,9 @@ impl ClientBuilder {
             return Err(Error::config("the timeout must be greater than zero"));
         }
         if self.connect_timeout.is_zero() {
-            return Err(Error::config("the connect timeout must be greater than zero"));
+            return Err(Error::config(
+                "the connect timeout must be greater than zero",
+            ));
         }
         let proxy = resolve_proxy(&self.proxy, &uri)?;
         let proxy_shown = proxy.as_ref().map(|p| p.shown.clone());
@@ -386,7 +386,9 @@ fn check_base_url(raw: &str, name: &str) -> Result<(String, Uri), Error> {
 pub(crate) fn is_loopback(host: &str) -> bool {
     let bare = host.trim_start_matches('[').trim_end_matches(']');
     bare.eq_ignore_ascii_case("localhost")
-        || bare.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
+        || bare
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 /// Appends `segment` percent-encoded as one path segment: every byte outside RFC 3986's
@@ -654,11 +656,8 @@ impl Client {
                 Ok((body, false)) => body,
                 Ok((_, true)) => {
                     return Err(final_failure(
-                        Error::decode(
-                            format!("http {code}: the body is larger than 1 MiB"),
-                            code,
-                        )
-                        .with_request_id(request_id),
+                        Error::decode(format!("http {code}: the body is larger than 1 MiB"), code)
+                            .with_request_id(request_id),
                     ));
                 }
                 Err(e) => {

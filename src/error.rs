@@ -144,7 +144,11 @@ impl fmt::Display for ApiErrorEntry {
             f.write_str(t)?;
             wrote = true;
         }
-        if let Some(d) = self.detail.as_ref().filter(|d| Some(*d) != self.title.as_ref()) {
+        if let Some(d) = self
+            .detail
+            .as_ref()
+            .filter(|d| Some(*d) != self.title.as_ref())
+        {
             if wrote {
                 f.write_str(": ")?;
             }

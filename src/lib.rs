@@ -68,6 +68,9 @@ mod assertions {
     #[test]
     fn error_is_one_pointer_wide() {
         assert_eq!(std::mem::size_of::<Error>(), std::mem::size_of::<usize>());
-        assert_eq!(std::mem::size_of::<Result<(), Error>>(), std::mem::size_of::<usize>());
+        assert_eq!(
+            std::mem::size_of::<Result<(), Error>>(),
+            std::mem::size_of::<usize>()
+        );
     }
 }

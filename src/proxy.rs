@@ -31,7 +31,10 @@ pub(crate) struct ChosenProxy {
 
 /// Decides the proxy for a client whose every request goes to `target`. Since the client
 /// talks to one host only, `NO_PROXY` can be settled once, here.
-pub(crate) fn resolve_proxy(choice: &ProxyChoice, target: &Uri) -> Result<Option<ChosenProxy>, Error> {
+pub(crate) fn resolve_proxy(
+    choice: &ProxyChoice,
+    target: &Uri,
+) -> Result<Option<ChosenProxy>, Error> {
     let (url, name) = match choice {
         ProxyChoice::None => return Ok(None),
         ProxyChoice::Url(u) => (u.clone(), "proxy url".to_owned()),
@@ -116,7 +119,10 @@ mod tests {
     #[test]
     fn no_proxy_rules() {
         assert!(no_proxy_matches("*", "api.telnyx.com"));
-        assert!(no_proxy_matches("example.org, telnyx.com", "api.telnyx.com"));
+        assert!(no_proxy_matches(
+            "example.org, telnyx.com",
+            "api.telnyx.com"
+        ));
         assert!(no_proxy_matches(".telnyx.com", "api.telnyx.com"));
         assert!(no_proxy_matches("*.telnyx.com", "api.telnyx.com"));
         assert!(no_proxy_matches("API.TELNYX.COM:443", "api.telnyx.com"));
@@ -129,8 +135,14 @@ mod tests {
 
     #[test]
     fn userinfo_is_redacted() {
-        assert_eq!(redact_userinfo("http://u:pw@proxy:3128"), "http://***@proxy:3128");
-        assert_eq!(redact_userinfo("http://proxy:3128/x@y"), "http://proxy:3128/x@y");
+        assert_eq!(
+            redact_userinfo("http://u:pw@proxy:3128"),
+            "http://***@proxy:3128"
+        );
+        assert_eq!(
+            redact_userinfo("http://proxy:3128/x@y"),
+            "http://proxy:3128/x@y"
+        );
         assert_eq!(redact_userinfo("u:pw@proxy:3128"), "***@proxy:3128");
     }
 }

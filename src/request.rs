@@ -194,9 +194,17 @@ impl SendSmsRequest {
 
 fn check_number(field: &str, value: &str, out: &mut Vec<Violation>) {
     if value.is_empty() {
-        out.push(Violation::new(&["body", field], "field required", "missing"));
+        out.push(Violation::new(
+            &["body", field],
+            "field required",
+            "missing",
+        ));
     } else if value.trim().is_empty() {
-        out.push(Violation::new(&["body", field], "must not be blank", "blank"));
+        out.push(Violation::new(
+            &["body", field],
+            "must not be blank",
+            "blank",
+        ));
     } else if value.chars().any(char::is_control) {
         out.push(Violation::new(
             &["body", field],
@@ -326,7 +334,11 @@ impl InvalidMetadataValue {
 
 impl fmt::Display for InvalidMetadataValue {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "metadata values must be {EXPECTED}, found {}", self.found)
+        write!(
+            f,
+            "metadata values must be {EXPECTED}, found {}",
+            self.found
+        )
     }
 }
 

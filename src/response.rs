@@ -126,9 +126,8 @@ mod tests {
 
     #[test]
     fn detail_shapes() {
-        let p = parse_error_body(
-            r#"{"detail":[{"loc":["body","items",0],"msg":"bad","type":"t"}]}"#,
-        );
+        let p =
+            parse_error_body(r#"{"detail":[{"loc":["body","items",0],"msg":"bad","type":"t"}]}"#);
         assert_eq!(p.violations[0].path(), ["body", "items", "0"]);
         let p = parse_error_body(r#"{"detail":"Not Found"}"#);
         assert_eq!(p.message.as_deref(), Some("Not Found"));

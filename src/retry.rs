@@ -65,7 +65,10 @@ pub(crate) fn classify_transport(err: &ureq::Error) -> (Class, &'static str) {
             K::InvalidData => (Class::Final, "the tls handshake failed"),
             K::TimedOut | K::WouldBlock => (Class::Ambiguous, "timed out waiting for the answer"),
             // std gives DNS failures an unstable kind; its message is the only stable handle.
-            _ if e.to_string().starts_with("failed to lookup address information") => {
+            _ if e
+                .to_string()
+                .starts_with("failed to lookup address information") =>
+            {
                 (Class::NotDelivered, "the dns lookup failed")
             }
             K::UnexpectedEof => (
@@ -96,7 +99,10 @@ pub(crate) fn may_have_sent(class: Class) -> bool {
 
 /// The wait the server asked for: `retry-after-ms`, then `Retry-After` (delta-seconds,
 /// fractional allowed, or an HTTP date). `None` when absent or unreadable.
-pub(crate) fn server_wait(retry_after_ms: Option<&str>, retry_after: Option<&str>) -> Option<Duration> {
+pub(crate) fn server_wait(
+    retry_after_ms: Option<&str>,
+    retry_after: Option<&str>,
+) -> Option<Duration> {
     if let Some(ms) = retry_after_ms.and_then(|v| v.trim().parse::<f64>().ok()) {
         if ms.is_finite() && ms >= 0.0 {
             return Some(Duration::from_secs_f64((ms / 1000.0).min(1e9)));
@@ -183,17 +189,29 @@ mod tests {
 
     #[test]
     fn http_dates() {
-        assert_eq!(parse_http_date("Sun, 06 Nov 1994 08:49:37 GMT"), Some(784_111_777));
+        assert_eq!(
+            parse_http_date("Sun, 06 Nov 1994 08:49:37 GMT"),
+            Some(784_111_777)
+        );
         assert_eq!(parse_http_date("Thu, 01 Jan 1970 00:00:00 GMT"), Some(0));
-        assert_eq!(parse_http_date("Tue, 29 Feb 2028 12:00:00 GMT"), Some(1_835_438_400));
+        assert_eq!(
+            parse_http_date("Tue, 29 Feb 2028 12:00:00 GMT"),
+            Some(1_835_438_400)
+        );
         assert_eq!(parse_http_date("Sun, 06 Nov 1994 08:49:37 PST"), None);
         assert_eq!(parse_http_date("yesterday"), None);
     }
 
     #[test]
     fn server_wait_prefers_ms_and_reads_dates() {
-        assert_eq!(server_wait(Some("250"), Some("9")), Some(Duration::from_millis(250)));
-        assert_eq!(server_wait(None, Some("1.5")), Some(Duration::from_millis(1500)));
+        assert_eq!(
+            server_wait(Some("250"), Some("9")),
+            Some(Duration::from_millis(250))
+        );
+        assert_eq!(
+            server_wait(None, Some("1.5")),
+            Some(Duration::from_millis(1500))
+        );
         assert_eq!(server_wait(None, Some("0")), Some(Duration::ZERO));
         assert_eq!(server_wait(None, Some("-3")), None);
         assert_eq!(server_wait(None, Some("soon")), None);
@@ -234,7 +252,14 @@ mod tests {
 
     #[test]
     fn backoff_doubles_with_jitter_and_caps() {
-        for (retry, max_ms) in [(0, 500), (1, 1000), (2, 2000), (3, 4000), (4, 8000), (9, 8000)] {
+        for (retry, max_ms) in [
+            (0, 500),
+            (1, 1000),
+            (2, 2000),
+            (3, 4000),
+            (4, 8000),
+            (9, 8000),
+        ] {
             let d = backoff(retry).as_millis() as u64;
             assert!(d > max_ms * 3 / 4 && d <= max_ms, "retry {retry}: {d} ms");
         }

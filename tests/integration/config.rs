@@ -19,11 +19,17 @@ fn key_is_absent_from_debug_of_client_and_builder() {
         .api_key(KEY)
         .proxy("http://user:proxypass@127.0.0.1:3128");
     let shown = format!("{b:?} {b:#?}");
-    assert!(!shown.contains(KEY) && !shown.contains("proxypass"), "{shown}");
+    assert!(
+        !shown.contains(KEY) && !shown.contains("proxypass"),
+        "{shown}"
+    );
     assert!(shown.contains("[REDACTED]"));
     let client = b.build().unwrap();
     let shown = format!("{client:?} {client:#?}");
-    assert!(!shown.contains(KEY) && !shown.contains("proxypass"), "{shown}");
+    assert!(
+        !shown.contains(KEY) && !shown.contains("proxypass"),
+        "{shown}"
+    );
     assert!(shown.contains("[REDACTED]"));
     assert!(shown.contains("http://***@127.0.0.1:3128"), "{shown}");
 }
@@ -39,7 +45,10 @@ fn missing_or_malformed_key() {
         "invalid configuration: the api key is empty"
     );
     let msg = config_error(Client::builder().api_key(format!("{KEY}\n")));
-    assert!(msg.starts_with("invalid configuration: the api key contains whitespace"), "{msg}");
+    assert!(
+        msg.starts_with("invalid configuration: the api key contains whitespace"),
+        "{msg}"
+    );
     let msg = config_error(Client::builder().api_key(format!("{KEY}\u{7}")));
     assert!(msg.contains("cannot be sent in an HTTP header"), "{msg}");
     assert_eq!(Client::new("").unwrap_err().kind(), ErrorKind::Config);
@@ -47,12 +56,27 @@ fn missing_or_malformed_key() {
 
 #[test]
 fn http_to_a_remote_host_is_refused() {
-    for url in ["http://api.telnyx.com/v2", "http://10.0.0.8/v2", "http://[2001:db8::1]/v2"] {
+    for url in [
+        "http://api.telnyx.com/v2",
+        "http://10.0.0.8/v2",
+        "http://[2001:db8::1]/v2",
+    ] {
         let msg = config_error(Client::builder().api_key(KEY).base_url(url));
-        assert!(msg.contains("plain http to a host that is not loopback"), "{url}: {msg}");
+        assert!(
+            msg.contains("plain http to a host that is not loopback"),
+            "{url}: {msg}"
+        );
     }
-    for url in ["http://127.0.0.1:9/v2", "http://localhost:9/v2", "http://[::1]:9/v2"] {
-        Client::builder().api_key(KEY).base_url(url).build().unwrap();
+    for url in [
+        "http://127.0.0.1:9/v2",
+        "http://localhost:9/v2",
+        "http://[::1]:9/v2",
+    ] {
+        Client::builder()
+            .api_key(KEY)
+            .base_url(url)
+            .build()
+            .unwrap();
     }
 }
 
@@ -62,7 +86,10 @@ fn malformed_base_urls() {
         ("not a url", "is not a valid absolute url"),
         ("/v2", "is not a valid absolute url"),
         ("ftp://example.com/v2", "has scheme `ftp`"),
-        ("https://user:pw@api.telnyx.com/v2", "must not contain credentials"),
+        (
+            "https://user:pw@api.telnyx.com/v2",
+            "must not contain credentials",
+        ),
         ("https://api.telnyx.com/v2?x=1", "must not contain a query"),
     ];
     for (url, want) in cases {
@@ -76,10 +103,17 @@ fn malformed_base_urls() {
 fn zero_timeouts_and_bad_proxies_are_refused() {
     let msg = config_error(Client::builder().api_key(KEY).timeout(Duration::ZERO));
     assert!(msg.contains("timeout must be greater than zero"), "{msg}");
-    let msg = config_error(Client::builder().api_key(KEY).connect_timeout(Duration::ZERO));
+    let msg = config_error(
+        Client::builder()
+            .api_key(KEY)
+            .connect_timeout(Duration::ZERO),
+    );
     assert!(msg.contains("connect timeout"), "{msg}");
     let msg = config_error(Client::builder().api_key(KEY).proxy("ftp://u:secretpw@x:1"));
-    assert!(msg.contains("is not a valid proxy url") && !msg.contains("secretpw"), "{msg}");
+    assert!(
+        msg.contains("is not a valid proxy url") && !msg.contains("secretpw"),
+        "{msg}"
+    );
 }
 
 #[test]
@@ -87,7 +121,13 @@ fn defaults() {
     let client = Client::new(KEY).unwrap();
     assert_eq!(client.base_url(), "https://api.telnyx.com/v2");
     let shown = format!("{client:?}");
-    for want in ["timeout: 60s", "connect_timeout: 5s", "max_retries: 2", "auto_idempotency_key: true", "retry_ambiguous: false"] {
+    for want in [
+        "timeout: 60s",
+        "connect_timeout: 5s",
+        "max_retries: 2",
+        "auto_idempotency_key: true",
+        "retry_ambiguous: false",
+    ] {
         assert!(shown.contains(want), "{want} in {shown}");
     }
 }

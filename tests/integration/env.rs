@@ -10,14 +10,29 @@ use crate::support::{ScriptServer, Step};
 
 const CHILD: &str = "TELNYX_TEST_CHILD";
 const PROXY_VARS: [&str; 8] = [
-    "HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy", "NO_PROXY", "no_proxy",
+    "HTTPS_PROXY",
+    "https_proxy",
+    "HTTP_PROXY",
+    "http_proxy",
+    "ALL_PROXY",
+    "all_proxy",
+    "NO_PROXY",
+    "no_proxy",
 ];
 
 /// Runs child test `name` with `vars`; returns its combined output after asserting success.
 fn run_child(name: &str, vars: &[(&str, &str)]) -> String {
     let mut cmd = Command::new(std::env::current_exe().unwrap());
-    cmd.args(["--exact", &format!("env::{name}"), "--nocapture", "--test-threads=1"]);
-    for v in PROXY_VARS.iter().chain(&["TELNYX_API_KEY", "TELNYX_BASE_URL"]) {
+    cmd.args([
+        "--exact",
+        &format!("env::{name}"),
+        "--nocapture",
+        "--test-threads=1",
+    ]);
+    for v in PROXY_VARS
+        .iter()
+        .chain(&["TELNYX_API_KEY", "TELNYX_BASE_URL"])
+    {
         cmd.env_remove(v);
     }
     cmd.env(CHILD, name);
@@ -31,7 +46,10 @@ fn run_child(name: &str, vars: &[(&str, &str)]) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(out.status.success(), "child {name} failed:\n{text}");
-    assert!(text.contains("1 passed"), "child {name} did not run:\n{text}");
+    assert!(
+        text.contains("1 passed"),
+        "child {name} did not run:\n{text}"
+    );
     text
 }
 
@@ -45,14 +63,24 @@ fn free_function_uses_the_environment_and_one_connection() {
     let server = ScriptServer::start(vec![Step::ok()]);
     let out = run_child(
         "child_free_function_sends_three",
-        &[("TELNYX_API_KEY", crate::KEY), ("TELNYX_BASE_URL", &server.base_url())],
+        &[
+            ("TELNYX_API_KEY", crate::KEY),
+            ("TELNYX_BASE_URL", &server.base_url()),
+        ],
     );
     assert!(out.contains("sent 3"), "{out}");
     let reqs = server.requests();
     assert_eq!(reqs.len(), 3);
-    assert_eq!(server.connections(), 1, "the free function must reuse its connection");
+    assert_eq!(
+        server.connections(),
+        1,
+        "the free function must reuse its connection"
+    );
     for r in &reqs {
-        assert_eq!(r.header("authorization"), Some(format!("Bearer {}", crate::KEY).as_str()));
+        assert_eq!(
+            r.header("authorization"),
+            Some(format!("Bearer {}", crate::KEY).as_str())
+        );
         assert_eq!(r.path, "/v2/ai/assistants/asst-env/chat/sms");
     }
 }
@@ -63,7 +91,8 @@ fn child_free_function_sends_three() {
         return;
     }
     for _ in 0..3 {
-        let res = telnyx_assistant_sms::send_sms("asst-env", &SendSmsRequest::new("+1", "+2")).unwrap();
+        let res =
+            telnyx_assistant_sms::send_sms("asst-env", &SendSmsRequest::new("+1", "+2")).unwrap();
         assert_eq!(res.conversation_id.as_deref(), Some("conv-42"));
     }
     println!("sent 3");
@@ -82,10 +111,15 @@ fn child_free_function_without_key() {
     }
     let err = telnyx_assistant_sms::send_sms("a", &SendSmsRequest::new("+1", "+2")).unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Config);
-    assert_eq!(err.to_string(), "invalid configuration: no api key: TELNYX_API_KEY is not set");
+    assert_eq!(
+        err.to_string(),
+        "invalid configuration: no api key: TELNYX_API_KEY is not set"
+    );
     // Still an error (not a cached panic or a stale client) the second time.
     assert_eq!(
-        telnyx_assistant_sms::send_sms("a", &SendSmsRequest::new("+1", "+2")).unwrap_err().kind(),
+        telnyx_assistant_sms::send_sms("a", &SendSmsRequest::new("+1", "+2"))
+            .unwrap_err()
+            .kind(),
         ErrorKind::Config
     );
     println!("config error ok");
@@ -95,7 +129,10 @@ fn child_free_function_without_key() {
 fn bad_base_url_in_the_environment_is_named() {
     let out = run_child(
         "child_bad_base_url",
-        &[("TELNYX_API_KEY", crate::KEY), ("TELNYX_BASE_URL", "http://example.com/v2")],
+        &[
+            ("TELNYX_API_KEY", crate::KEY),
+            ("TELNYX_BASE_URL", "http://example.com/v2"),
+        ],
     );
     assert!(out.contains("named ok"), "{out}");
 }
@@ -107,7 +144,11 @@ fn child_bad_base_url() {
     }
     let err = telnyx_assistant_sms::Client::from_env().unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Config);
-    assert!(err.to_string().starts_with("invalid configuration: the TELNYX_BASE_URL uses plain http"), "{err}");
+    assert!(
+        err.to_string()
+            .starts_with("invalid configuration: the TELNYX_BASE_URL uses plain http"),
+        "{err}"
+    );
     println!("named ok");
 }
 
@@ -115,16 +156,27 @@ fn child_bad_base_url() {
 fn proxy_from_the_environment_is_used_and_no_proxy_is_honoured() {
     // The "proxy" is a scripted server: it accepts the CONNECT, then answers the request
     // tunnelled through it.
-    let connect_ok = Step::Respond { status: 200, headers: vec![], body: vec![] };
+    let connect_ok = Step::Respond {
+        status: 200,
+        headers: vec![],
+        body: vec![],
+    };
     let proxy = ScriptServer::start(vec![connect_ok, Step::ok()]);
     let proxy_url = format!("http://{}", proxy.addr());
     run_child(
         "child_sends_once",
-        &[("TELNYX_API_KEY", crate::KEY), ("TELNYX_BASE_URL", "http://127.0.0.1:9/v2"), ("http_proxy", &proxy_url)],
+        &[
+            ("TELNYX_API_KEY", crate::KEY),
+            ("TELNYX_BASE_URL", "http://127.0.0.1:9/v2"),
+            ("http_proxy", &proxy_url),
+        ],
     );
     let reqs = proxy.requests();
     assert_eq!(reqs.len(), 2);
-    assert_eq!((reqs[0].method.as_str(), reqs[0].path.as_str()), ("CONNECT", "127.0.0.1:9"));
+    assert_eq!(
+        (reqs[0].method.as_str(), reqs[0].path.as_str()),
+        ("CONNECT", "127.0.0.1:9")
+    );
     assert_eq!(reqs[1].path, "/v2/ai/assistants/asst-env/chat/sms");
 
     // With NO_PROXY naming the host, the request goes direct (to the real server).
@@ -148,5 +200,7 @@ fn child_sends_once() {
         return;
     }
     let client = telnyx_assistant_sms::Client::from_env().unwrap();
-    client.send_sms("asst-env", &SendSmsRequest::new("+1", "+2")).unwrap();
+    client
+        .send_sms("asst-env", &SendSmsRequest::new("+1", "+2"))
+        .unwrap();
 }

@@ -57,7 +57,12 @@ fn unauthorized_in_the_telnyx_envelope() {
     assert_eq!(e.code(), Some("10009"));
     assert_eq!(e.title(), Some("Authentication failed"));
     assert_eq!(e.detail(), Some("The API key is invalid."));
-    assert!(e.meta().unwrap()["url"].as_str().unwrap().ends_with("10009"));
+    assert!(
+        e.meta().unwrap()["url"]
+            .as_str()
+            .unwrap()
+            .ends_with("10009")
+    );
     assert_eq!(
         err.to_string(),
         "api error: http 401 unauthorized: Authentication failed: The API key is invalid. (code 10009) (request id req-err-1)"
@@ -107,7 +112,11 @@ fn unprocessable_in_the_detail_shape() {
 
 #[test]
 fn internal_server_error_may_have_sent() {
-    let err = send_against(500, "application/json", r#"{"errors":[{"title":"Internal error"}]}"#);
+    let err = send_against(
+        500,
+        "application/json",
+        r#"{"errors":[{"title":"Internal error"}]}"#,
+    );
     assert_eq!(err.kind(), ErrorKind::Api);
     assert_eq!(err.status(), Some(500));
     assert!(err.may_have_been_sent());
@@ -137,7 +146,10 @@ fn ok_that_is_not_json_is_a_decode_error() {
     assert_eq!(err.kind(), ErrorKind::Decode);
     assert_eq!(err.status(), Some(200));
     assert_eq!(err.body(), Some("queued!"));
-    assert!(err.may_have_been_sent(), "a 2xx means the server accepted it");
+    assert!(
+        err.may_have_been_sent(),
+        "a 2xx means the server accepted it"
+    );
     // The cause is the JSON error, kept as the source, not repeated in Display.
     let src = err.source().expect("source");
     assert!(src.downcast_ref::<serde_json::Error>().is_some());

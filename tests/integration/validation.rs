@@ -51,8 +51,14 @@ fn from_and_to_are_required() {
 
 #[test]
 fn from_and_to_not_blank() {
-    assert_eq!(refused("asst", &SendSmsRequest::new("  ", "+1")), one("body.from", "blank"));
-    assert_eq!(refused("asst", &SendSmsRequest::new("+1", "\t")), one("body.to", "blank"));
+    assert_eq!(
+        refused("asst", &SendSmsRequest::new("  ", "+1")),
+        one("body.from", "blank")
+    );
+    assert_eq!(
+        refused("asst", &SendSmsRequest::new("+1", "\t")),
+        one("body.to", "blank")
+    );
 }
 
 #[test]
@@ -96,7 +102,10 @@ fn assistant_id_not_blank_nor_a_dot_segment() {
 fn malformed_idempotency_key_is_refused_locally() {
     for key in ["", "has space", "ünï", "a/b", &"k".repeat(256)] {
         assert_eq!(
-            refused("asst", &SendSmsRequest::new("+1", "+2").idempotency_key(key)),
+            refused(
+                "asst",
+                &SendSmsRequest::new("+1", "+2").idempotency_key(key)
+            ),
             one("header.Idempotency-Key", "invalid_idempotency_key"),
             "{key:?}"
         );
@@ -170,8 +179,9 @@ fn metadata_values_refuse_floats_null_arrays_objects_everywhere() {
 
 #[test]
 fn deserializing_a_request_refuses_unknown_fields_and_keeps_types() {
-    let err = serde_json::from_value::<SendSmsRequest>(json!({"from": "+1", "to": "+2", "txt": "hi"}))
-        .unwrap_err();
+    let err =
+        serde_json::from_value::<SendSmsRequest>(json!({"from": "+1", "to": "+2", "txt": "hi"}))
+            .unwrap_err();
     assert!(err.to_string().contains("unknown field `txt`"), "{err}");
     let req: SendSmsRequest = serde_json::from_value(json!({
         "from": "+1", "to": "+2", "text": null,
@@ -179,9 +189,15 @@ fn deserializing_a_request_refuses_unknown_fields_and_keeps_types() {
     }))
     .unwrap();
     assert_eq!(req.text, None);
-    assert_eq!(req.conversation_metadata["s"], MetadataValue::String("02134".into()));
+    assert_eq!(
+        req.conversation_metadata["s"],
+        MetadataValue::String("02134".into())
+    );
     assert_eq!(req.conversation_metadata["i"], MetadataValue::Integer(3));
-    assert_eq!(req.conversation_metadata["b"], MetadataValue::Boolean(false));
+    assert_eq!(
+        req.conversation_metadata["b"],
+        MetadataValue::Boolean(false)
+    );
     // And it round-trips.
     let again: SendSmsRequest = serde_json::from_slice(&serde_json::to_vec(&req).unwrap()).unwrap();
     assert_eq!(again, req);

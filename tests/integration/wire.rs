@@ -60,7 +60,10 @@ fn minimal_request_omits_unset_fields() {
         .expect(1)
         .create();
     let res = client(&server)
-        .send_sms("asst-1", &SendSmsRequest::new("+15550001111", "+15550002222"))
+        .send_sms(
+            "asst-1",
+            &SendSmsRequest::new("+15550001111", "+15550002222"),
+        )
         .unwrap();
     m.assert();
     assert_eq!(res.conversation_id.as_deref(), Some("conv-2"));
@@ -69,11 +72,7 @@ fn minimal_request_omits_unset_fields() {
 #[test]
 fn trailing_slash_on_base_url_changes_nothing() {
     let mut server = mockito::Server::new();
-    let m = server
-        .mock("POST", PATH)
-        .with_body("{}")
-        .expect(1)
-        .create();
+    let m = server.mock("POST", PATH).with_body("{}").expect(1).create();
     let client = crate::builder(&format!("{}/v2///", server.url()))
         .build()
         .unwrap();
@@ -174,7 +173,8 @@ fn ok_with_unknown_fields_and_without_conversation_id() {
 #[test]
 fn request_loaded_from_json_is_sent_as_given() {
     let mut server = mockito::Server::new();
-    let body = json!({"from": "+1", "to": "+2", "conversation_metadata": {"zip": "02134", "n": -7}});
+    let body =
+        json!({"from": "+1", "to": "+2", "conversation_metadata": {"zip": "02134", "n": -7}});
     let m = server
         .mock("POST", PATH)
         .match_body(Matcher::Json(body.clone()))

@@ -255,7 +255,10 @@ fn answer(out: &mut TcpStream, step: &Step) -> bool {
             false
         }
         Step::Truncated => {
-            let head = format!("HTTP/1.1 200 OK\r\ncontent-length: {}\r\n\r\n", OK_BODY.len());
+            let head = format!(
+                "HTTP/1.1 200 OK\r\ncontent-length: {}\r\n\r\n",
+                OK_BODY.len()
+            );
             let _ = out.write_all(head.as_bytes());
             let _ = out.write_all(&OK_BODY.as_bytes()[..OK_BODY.len() / 2]);
             let _ = out.flush();
