@@ -2,67 +2,16 @@
 //! in a child process (this same test binary, filtered to one `child_` test) with exactly the
 //! variables it needs.
 
-use std::process::Command;
-
 use telnyx_assistant_sms::{ErrorKind, SendSmsRequest};
 
 use crate::support::{ScriptServer, Step};
-
-const CHILD: &str = "TELNYX_TEST_CHILD";
-const PROXY_VARS: [&str; 8] = [
-    "HTTPS_PROXY",
-    "https_proxy",
-    "HTTP_PROXY",
-    "http_proxy",
-    "ALL_PROXY",
-    "all_proxy",
-    "NO_PROXY",
-    "no_proxy",
-];
-
-/// Runs child test `name` with `vars`; returns its combined output after asserting success.
-fn run_child(name: &str, vars: &[(&str, &str)]) -> String {
-    let mut cmd = Command::new(std::env::current_exe().unwrap());
-    cmd.args([
-        "--exact",
-        &format!("env::{name}"),
-        "--nocapture",
-        "--test-threads=1",
-    ]);
-    for v in PROXY_VARS
-        .iter()
-        .chain(&["TELNYX_API_KEY", "TELNYX_BASE_URL"])
-    {
-        cmd.env_remove(v);
-    }
-    cmd.env(CHILD, name);
-    for (k, v) in vars {
-        cmd.env(k, v);
-    }
-    let out = cmd.output().unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(out.status.success(), "child {name} failed:\n{text}");
-    assert!(
-        text.contains("1 passed"),
-        "child {name} did not run:\n{text}"
-    );
-    text
-}
-
-/// True only inside the child process started for this very test.
-fn is_child(name: &str) -> bool {
-    std::env::var(CHILD).as_deref() == Ok(name)
-}
+use crate::{is_child, run_child};
 
 #[test]
 fn free_function_uses_the_environment_and_one_connection() {
     let server = ScriptServer::start(vec![Step::ok()]);
     let out = run_child(
-        "child_free_function_sends_three",
+        "env::child_free_function_sends_three",
         &[
             ("TELNYX_API_KEY", crate::KEY),
             ("TELNYX_BASE_URL", &server.base_url()),
@@ -87,7 +36,7 @@ fn free_function_uses_the_environment_and_one_connection() {
 
 #[test]
 fn child_free_function_sends_three() {
-    if !is_child("child_free_function_sends_three") {
+    if !is_child("env::child_free_function_sends_three") {
         return;
     }
     for _ in 0..3 {
@@ -100,13 +49,13 @@ fn child_free_function_sends_three() {
 
 #[test]
 fn free_function_without_a_key_is_an_error_not_a_panic() {
-    let out = run_child("child_free_function_without_key", &[]);
+    let out = run_child("env::child_free_function_without_key", &[]);
     assert!(out.contains("config error ok"), "{out}");
 }
 
 #[test]
 fn child_free_function_without_key() {
-    if !is_child("child_free_function_without_key") {
+    if !is_child("env::child_free_function_without_key") {
         return;
     }
     let err = telnyx_assistant_sms::send_sms("a", &SendSmsRequest::new("+1", "+2")).unwrap_err();
@@ -128,7 +77,7 @@ fn child_free_function_without_key() {
 #[test]
 fn bad_base_url_in_the_environment_is_named() {
     let out = run_child(
-        "child_bad_base_url",
+        "env::child_bad_base_url",
         &[
             ("TELNYX_API_KEY", crate::KEY),
             ("TELNYX_BASE_URL", "http://example.com/v2"),
@@ -139,7 +88,7 @@ fn bad_base_url_in_the_environment_is_named() {
 
 #[test]
 fn child_bad_base_url() {
-    if !is_child("child_bad_base_url") {
+    if !is_child("env::child_bad_base_url") {
         return;
     }
     let err = telnyx_assistant_sms::Client::from_env().unwrap_err();
@@ -164,7 +113,7 @@ fn proxy_from_the_environment_is_used_and_no_proxy_is_honoured() {
     let proxy = ScriptServer::start(vec![connect_ok, Step::ok()]);
     let proxy_url = format!("http://{}", proxy.addr());
     run_child(
-        "child_sends_once",
+        "env::child_sends_once",
         &[
             ("TELNYX_API_KEY", crate::KEY),
             ("TELNYX_BASE_URL", "http://127.0.0.1:9/v2"),
@@ -182,7 +131,7 @@ fn proxy_from_the_environment_is_used_and_no_proxy_is_honoured() {
     // With NO_PROXY naming the host, the request goes direct (to the real server).
     let direct = ScriptServer::start(vec![Step::ok()]);
     run_child(
-        "child_sends_once",
+        "env::child_sends_once",
         &[
             ("TELNYX_API_KEY", crate::KEY),
             ("TELNYX_BASE_URL", &direct.base_url()),
@@ -196,7 +145,7 @@ fn proxy_from_the_environment_is_used_and_no_proxy_is_honoured() {
 
 #[test]
 fn child_sends_once() {
-    if !is_child("child_sends_once") {
+    if !is_child("env::child_sends_once") {
         return;
     }
     let client = telnyx_assistant_sms::Client::from_env().unwrap();

@@ -6,9 +6,12 @@ mod support;
 mod config;
 mod env;
 mod errors;
+mod load;
+mod retries;
 mod validation;
 mod wire;
 
+use std::process::Command;
 use std::time::Duration;
 
 use telnyx_assistant_sms::{Client, ClientBuilder};
@@ -32,4 +35,51 @@ pub fn client(server: &mockito::Server) -> Client {
         .max_retries(0)
         .build()
         .unwrap()
+}
+
+const CHILD: &str = "TELNYX_TEST_CHILD";
+const SCRUBBED: [&str; 10] = [
+    "HTTPS_PROXY",
+    "https_proxy",
+    "HTTP_PROXY",
+    "http_proxy",
+    "ALL_PROXY",
+    "all_proxy",
+    "NO_PROXY",
+    "no_proxy",
+    "TELNYX_API_KEY",
+    "TELNYX_BASE_URL",
+];
+
+/// Runs the test `path` (such as `env::child_x`) alone in a child process of this same test
+/// binary, with the proxy and `TELNYX_` variables removed and `vars` set; asserts that it ran
+/// and passed, and returns its output. For tests that need the process to themselves: the
+/// environment, or steady memory and file-descriptor counts.
+pub fn run_child(path: &str, vars: &[(&str, &str)]) -> String {
+    let mut cmd = Command::new(std::env::current_exe().unwrap());
+    cmd.args(["--exact", path, "--nocapture", "--test-threads=1"]);
+    for v in SCRUBBED {
+        cmd.env_remove(v);
+    }
+    cmd.env(CHILD, path);
+    for (k, v) in vars {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "child {path} failed:\n{text}");
+    assert!(
+        text.contains("1 passed"),
+        "child {path} did not run:\n{text}"
+    );
+    text
+}
+
+/// True only inside the child process [`run_child`] started for the test `path`.
+pub fn is_child(path: &str) -> bool {
+    std::env::var(CHILD).as_deref() == Ok(path)
 }

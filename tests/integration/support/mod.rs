@@ -90,6 +90,10 @@ struct Shared {
     steps: Vec<Step>,
     next: AtomicUsize,
     requests: Mutex<Vec<Recorded>>,
+    /// Keep every request (tests) or only count them (benches and long runs, whose memory
+    /// must not grow with the number of requests).
+    record: bool,
+    count: AtomicUsize,
     connections: AtomicUsize,
     stop: AtomicBool,
 }
@@ -110,12 +114,25 @@ impl ScriptServer {
 
     /// Starts on a listener the caller bound (to come up on a known port later).
     pub fn start_on(listener: TcpListener, steps: Vec<Step>) -> ScriptServer {
+        ScriptServer::launch(listener, steps, true)
+    }
+
+    /// Like [`start`](Self::start), but only counts requests instead of keeping them, so that
+    /// the server's memory stays flat however many requests it answers.
+    pub fn start_counting(steps: Vec<Step>) -> ScriptServer {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1");
+        ScriptServer::launch(listener, steps, false)
+    }
+
+    fn launch(listener: TcpListener, steps: Vec<Step>, record: bool) -> ScriptServer {
         assert!(!steps.is_empty(), "a script needs at least one step");
         let addr = listener.local_addr().unwrap();
         let shared = Arc::new(Shared {
             steps,
             next: AtomicUsize::new(0),
             requests: Mutex::new(Vec::new()),
+            record,
+            count: AtomicUsize::new(0),
             connections: AtomicUsize::new(0),
             stop: AtomicBool::new(false),
         });
@@ -153,7 +170,7 @@ impl ScriptServer {
     }
 
     pub fn request_count(&self) -> usize {
-        self.shared.requests.lock().unwrap().len()
+        self.shared.count.load(Ordering::SeqCst)
     }
 
     /// TCP connections accepted so far.
@@ -190,9 +207,13 @@ fn serve(stream: TcpStream, connection: usize, shared: &Shared) {
             return;
         };
         let n = shared.next.fetch_add(1, Ordering::SeqCst);
-        let step = shared.steps[n.min(shared.steps.len() - 1)].clone();
-        shared.requests.lock().unwrap().push(req);
-        if !answer(&mut out, &step) {
+        let step = &shared.steps[n.min(shared.steps.len() - 1)];
+        if shared.record {
+            shared.requests.lock().unwrap().push(req);
+        }
+        // Counted only once recorded, so a test that reads the count sees the request too.
+        shared.count.fetch_add(1, Ordering::SeqCst);
+        if !answer(&mut out, step) {
             let _ = out.shutdown(Shutdown::Both);
             return;
         }
