@@ -278,6 +278,57 @@ mod tests {
     }
 
     #[test]
+    fn transport_classes() {
+        use std::io::{Error as IoError, ErrorKind as K};
+        let io = |kind, msg: &str| ureq::Error::Io(IoError::new(kind, msg.to_owned()));
+        let cases = [
+            (io(K::ConnectionRefused, "refused"), Class::NotDelivered),
+            (
+                io(K::NetworkUnreachable, "unreachable"),
+                Class::NotDelivered,
+            ),
+            (
+                io(
+                    K::Other,
+                    "failed to lookup address information: Temporary failure in name resolution",
+                ),
+                Class::NotDelivered,
+            ),
+            (ureq::Error::HostNotFound, Class::NotDelivered),
+            (
+                ureq::Error::Timeout(ureq::Timeout::Connect),
+                Class::NotDelivered,
+            ),
+            (
+                ureq::Error::Timeout(ureq::Timeout::Resolve),
+                Class::NotDelivered,
+            ),
+            (ureq::Error::ConnectionFailed, Class::NotDelivered),
+            (
+                ureq::Error::Timeout(ureq::Timeout::Global),
+                Class::Ambiguous,
+            ),
+            (
+                ureq::Error::Timeout(ureq::Timeout::RecvResponse),
+                Class::Ambiguous,
+            ),
+            (io(K::UnexpectedEof, "Peer disconnected"), Class::Ambiguous),
+            (io(K::ConnectionReset, "reset"), Class::Ambiguous),
+            (io(K::BrokenPipe, "pipe"), Class::Ambiguous),
+            // rustls reports an untrusted certificate as InvalidData.
+            (
+                io(K::InvalidData, "invalid peer certificate: UnknownIssuer"),
+                Class::Final,
+            ),
+            (ureq::Error::TlsRequired, Class::Final),
+            (ureq::Error::BadUri("x".into()), Class::Final),
+        ];
+        for (err, want) in cases {
+            assert_eq!(classify_transport(&err).0, want, "{err:?}");
+        }
+    }
+
+    #[test]
     fn status_classes() {
         for s in [408, 429, 503] {
             assert_eq!(classify_status(s, None), Class::NotDelivered, "{s}");

@@ -3,6 +3,8 @@
 
 mod support;
 
+#[cfg(feature = "cli")]
+mod cli;
 mod config;
 mod env;
 mod errors;
