@@ -6,8 +6,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ureq::Agent;
-use ureq::http::{HeaderValue, Uri};
-use ureq::unversioned::transport::DefaultConnector;
+use ureq::http::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE};
+use ureq::http::{HeaderName, HeaderValue, Uri};
 
 use crate::api_key::ApiKey;
 use crate::error::{Error, Violation};
@@ -16,6 +16,7 @@ use crate::request::SendSmsRequest;
 use crate::resolver::CachingResolver;
 use crate::response::{SendSmsResponse, parse_error_body};
 use crate::retry::{self, Class};
+use crate::transport::StableTimeoutConnector;
 
 /// The production API's base URL.
 pub const DEFAULT_BASE_URL: &str = "https://api.telnyx.com/v2";
@@ -31,6 +32,9 @@ const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
 const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 const DEFAULT_MAX_RETRIES: u32 = 2;
 const USER_AGENT: &str = concat!("telnyx-assistant-sms/", env!("CARGO_PKG_VERSION"));
+const JSON: HeaderValue = HeaderValue::from_static("application/json");
+const IDEMPOTENCY_KEY: HeaderName = HeaderName::from_static("idempotency-key");
+const RETRY_COUNT: HeaderName = HeaderName::from_static("x-stainless-retry-count");
 
 /// A configured, reusable client for the Assistant SMS Chat call.
 ///
@@ -326,7 +330,13 @@ impl ClientBuilder {
             .max_idle_connections(16)
             .max_idle_connections_per_host(16)
             .build();
-        let agent = Agent::with_parts(config, DefaultConnector::new(), CachingResolver::default());
+        // Both parts keep the timeouts from costing anything per send: see resolver.rs and
+        // transport.rs.
+        let agent = Agent::with_parts(
+            config,
+            StableTimeoutConnector::default(),
+            CachingResolver::default(),
+        );
 
         Ok(Client {
             inner: Arc::new(Inner {
@@ -576,7 +586,9 @@ impl Client {
         url.push_str(prefix);
         push_segment(&mut url, assistant_id);
         url.push_str("/chat/sms");
-        let body = serde_json::to_vec(request)
+        // Sized for a typical body, so serializing does not reallocate.
+        let mut body = Vec::with_capacity(256);
+        serde_json::to_writer(&mut body, request)
             .map_err(|e| Error::config("the request could not be serialized").with_source(e))?;
         let idempotency_key = match &request.idempotency_key {
             Some(k) => Some(k.clone()),
@@ -627,12 +639,12 @@ impl Client {
             .inner
             .agent
             .post(p.url.as_str())
-            .header("authorization", self.inner.authorization.clone())
-            .header("content-type", "application/json")
-            .header("accept", "application/json")
-            .header("x-stainless-retry-count", retry_count(retry));
+            .header(AUTHORIZATION, self.inner.authorization.clone())
+            .header(CONTENT_TYPE, JSON)
+            .header(ACCEPT, JSON)
+            .header(RETRY_COUNT, retry_count(retry));
         if let Some(k) = &p.idempotency_key {
-            req = req.header("idempotency-key", k.as_str());
+            req = req.header(IDEMPOTENCY_KEY, k.as_str());
         }
         let mut resp = match req.send(&p.body[..]) {
             Ok(r) => r,
@@ -733,7 +745,16 @@ fn final_failure(error: Error) -> Failure {
 }
 
 fn retry_count(retry: u32) -> HeaderValue {
-    HeaderValue::from(retry)
+    const SMALL: [HeaderValue; 4] = [
+        HeaderValue::from_static("0"),
+        HeaderValue::from_static("1"),
+        HeaderValue::from_static("2"),
+        HeaderValue::from_static("3"),
+    ];
+    match SMALL.get(retry as usize) {
+        Some(v) => v.clone(),
+        None => HeaderValue::from(retry),
+    }
 }
 
 /// The server's own words, for the one-line `Display`.

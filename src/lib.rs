@@ -11,6 +11,7 @@ mod request;
 mod resolver;
 mod response;
 mod retry;
+mod transport;
 
 use std::sync::OnceLock;
 
@@ -52,6 +53,20 @@ pub fn send_sms(assistant_id: &str, request: &SendSmsRequest) -> Result<SendSmsR
         }
     };
     client.send_sms(assistant_id, request)
+}
+
+/// Internals exposed for this crate's own benchmarks only. Not part of the API: it may change
+/// or disappear in any release.
+#[doc(hidden)]
+pub mod __bench {
+    use crate::{ApiErrorEntry, Violation};
+
+    /// Parses an error body the way a failed send does: the Telnyx envelope and the 422
+    /// `detail` shape.
+    pub fn parse_error_body(body: &str) -> (Vec<ApiErrorEntry>, Vec<Violation>) {
+        let p = crate::response::parse_error_body(body);
+        (p.api_errors, p.violations)
+    }
 }
 
 #[cfg(test)]

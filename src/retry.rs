@@ -127,22 +127,34 @@ pub(crate) fn backoff(retry: u32) -> Duration {
     base.mul_f64(jitter)
 }
 
-/// 64 random bits without a randomness crate: SipHash keyed by std's `RandomState` (whose keys
-/// come from the operating system's generator) over a process-wide counter and the clock.
+/// 64 random bits without a randomness crate: SipHash keyed by std's `RandomState`, whose
+/// 128-bit keys come from the operating system's generator, over a process-wide counter (so no
+/// two calls in a process hash the same input).
 fn random_u64() -> u64 {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let mut h = RandomState::new().build_hasher();
     h.write_u64(COUNTER.fetch_add(1, Ordering::Relaxed));
-    if let Ok(t) = SystemTime::now().duration_since(UNIX_EPOCH) {
-        h.write_u128(t.as_nanos());
-    }
     h.finish()
 }
 
 /// A fresh idempotency key: 128 random bits as 32 lowercase hex digits (within the server's
-/// `[A-Za-z0-9_-]{1,255}`).
+/// `[A-Za-z0-9_-]{1,255}`). Both halves come from one hasher (one `RandomState`), the second
+/// hashing a further counter-dependent input.
 pub(crate) fn new_idempotency_key() -> String {
-    format!("{:016x}{:016x}", random_u64(), random_u64())
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut h = RandomState::new().build_hasher();
+    h.write_u64(COUNTER.fetch_add(1, Ordering::Relaxed));
+    let high = h.finish();
+    h.write_u8(0xA5);
+    let low = h.finish();
+    let mut key = String::with_capacity(32);
+    for word in [high, low] {
+        for shift in (0..64).step_by(4).rev() {
+            key.push(HEX[((word >> shift) & 15) as usize] as char);
+        }
+    }
+    key
 }
 
 /// Parses an IMF-fixdate (`Sun, 06 Nov 1994 08:49:37 GMT`), the form RFC 9110 requires

@@ -371,3 +371,31 @@ fn an_earlier_doubt_is_remembered_in_the_final_error() {
     assert!(err.may_have_been_sent());
     assert!(err.to_string().contains("may have been sent"), "{err}");
 }
+
+#[test]
+fn a_pooled_connection_the_server_closed_is_not_reused() {
+    // No key and no retries: a request written on the dead connection would fail.
+    let server = ScriptServer::start(vec![Step::OkThenClose]);
+    let client = builder(&server.base_url())
+        .auto_idempotency_key(false)
+        .max_retries(0)
+        .build()
+        .unwrap();
+    for _ in 0..3 {
+        send(&client).unwrap();
+        // Time for the server's FIN to arrive, as between two real sends.
+        thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(server.request_count(), 3);
+    assert_eq!(server.connections(), 3);
+}
+
+#[test]
+fn a_kept_alive_connection_is_reused() {
+    let server = ScriptServer::start(vec![Step::ok()]);
+    let client = client_for(&server);
+    for _ in 0..5 {
+        send(&client).unwrap();
+    }
+    assert_eq!(server.connections(), 1);
+}

@@ -27,6 +27,9 @@ pub enum Step {
     },
     /// Read the request, then close without answering.
     Close,
+    /// Answer 200 with `OK_BODY`, then close the connection (as a server whose keep-alive
+    /// timer ran out would).
+    OkThenClose,
     /// Read the request, then say nothing for this long before closing.
     Silent(Duration),
     /// Answer 200 with a Content-Length of `len`, then send `chunk` one byte every `every`.
@@ -124,7 +127,8 @@ impl ScriptServer {
         ScriptServer::launch(listener, steps, false)
     }
 
-    fn launch(listener: TcpListener, steps: Vec<Step>, record: bool) -> ScriptServer {
+    /// Starts on `listener`, recording every request (`record`) or only counting them.
+    pub fn launch(listener: TcpListener, steps: Vec<Step>, record: bool) -> ScriptServer {
         assert!(!steps.is_empty(), "a script needs at least one step");
         let addr = listener.local_addr().unwrap();
         let shared = Arc::new(Shared {
@@ -242,6 +246,10 @@ fn answer(out: &mut TcpStream, step: &Step) -> bool {
             out.write_all(&bytes).is_ok()
         }
         Step::Close => false,
+        Step::OkThenClose => {
+            let _ = answer(out, &Step::ok());
+            false
+        }
         Step::Silent(d) => {
             thread::sleep(*d);
             false
