@@ -11,15 +11,15 @@ use crate::{is_child, run_child};
 fn free_function_uses_the_environment_and_one_connection() {
     let server = ScriptServer::start(vec![Step::ok()]);
     let out = run_child(
-        "env::child_free_function_sends_three",
+        "env::child_free_function_sends_twenty",
         &[
             ("TELNYX_API_KEY", crate::KEY),
             ("TELNYX_BASE_URL", &server.base_url()),
         ],
     );
-    assert!(out.contains("sent 3"), "{out}");
+    assert!(out.contains("sent 20"), "{out}");
     let reqs = server.requests();
-    assert_eq!(reqs.len(), 3);
+    assert_eq!(reqs.len(), 20);
     assert_eq!(
         server.connections(),
         1,
@@ -35,16 +35,16 @@ fn free_function_uses_the_environment_and_one_connection() {
 }
 
 #[test]
-fn child_free_function_sends_three() {
-    if !is_child("env::child_free_function_sends_three") {
+fn child_free_function_sends_twenty() {
+    if !is_child("env::child_free_function_sends_twenty") {
         return;
     }
-    for _ in 0..3 {
+    for _ in 0..20 {
         let res =
             telnyx_assistant_sms::send_sms("asst-env", &SendSmsRequest::new("+1", "+2")).unwrap();
         assert_eq!(res.conversation_id.as_deref(), Some("conv-42"));
     }
-    println!("sent 3");
+    println!("sent 20");
 }
 
 #[test]
