@@ -105,14 +105,7 @@ fn main() {
     let free_base = format!("http://{}/v2", free_listener.local_addr().unwrap());
     // SAFETY: single-threaded here: no other thread can be reading the environment.
     unsafe {
-        for v in [
-            "HTTPS_PROXY",
-            "https_proxy",
-            "HTTP_PROXY",
-            "http_proxy",
-            "ALL_PROXY",
-            "all_proxy",
-        ] {
+        for v in support::SCRUBBED_ENV {
             std::env::remove_var(v);
         }
         std::env::set_var("TELNYX_API_KEY", KEY);

@@ -22,18 +22,7 @@ struct Run {
 fn run_with(args: &[&str], with_key: bool, stdin: Option<&str>) -> Run {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_telnyx-sms"));
     cmd.args(args);
-    for v in [
-        "HTTPS_PROXY",
-        "https_proxy",
-        "HTTP_PROXY",
-        "http_proxy",
-        "ALL_PROXY",
-        "all_proxy",
-        "NO_PROXY",
-        "no_proxy",
-        "TELNYX_API_KEY",
-        "TELNYX_BASE_URL",
-    ] {
+    for v in crate::support::SCRUBBED_ENV {
         cmd.env_remove(v);
     }
     if with_key {
@@ -70,6 +59,23 @@ fn run_with(args: &[&str], with_key: bool, stdin: Option<&str>) -> Run {
 
 fn run(args: &[&str]) -> Run {
     run_with(args, true, None)
+}
+
+/// `send --assistant-id ID --from +1 --to +2 --base-url URL` plus `extra`.
+fn send_to(id: &str, url: &str, extra: &[&str]) -> Run {
+    let mut args = vec![
+        "send",
+        "--assistant-id",
+        id,
+        "--from",
+        "+1",
+        "--to",
+        "+2",
+        "--base-url",
+        url,
+    ];
+    args.extend_from_slice(extra);
+    run(&args)
 }
 
 fn base(server: &mockito::Server) -> String {
@@ -134,17 +140,7 @@ fn every_flag_reaches_the_wire() {
 fn stdout_is_an_empty_line_when_the_server_sends_no_id() {
     let mut server = mockito::Server::new();
     let m = server.mock("POST", PATH).with_body("{}").expect(1).create();
-    let r = run(&[
-        "send",
-        "--assistant-id",
-        "asst-cli",
-        "--from",
-        "+1",
-        "--to",
-        "+2",
-        "--base-url",
-        &base(&server),
-    ]);
+    let r = send_to("asst-cli", &base(&server), &[]);
     m.assert();
     assert_eq!((r.code, r.stdout.as_str()), (0, "\n"));
 }
@@ -158,18 +154,7 @@ fn json_output_on_success() {
         .with_body(r#"{"conversation_id":"conv-j"}"#)
         .expect(1)
         .create();
-    let r = run(&[
-        "send",
-        "--assistant-id",
-        "asst-cli",
-        "--from",
-        "+1",
-        "--to",
-        "+2",
-        "--base-url",
-        &base(&server),
-        "--json",
-    ]);
+    let r = send_to("asst-cli", &base(&server), &["--json"]);
     assert_eq!(r.code, 0, "{}", r.stderr);
     let v: Value = serde_json::from_str(&r.stdout).unwrap();
     assert_eq!(
@@ -299,19 +284,7 @@ fn dry_run_sends_nothing_and_redacts_the_key() {
     );
     assert_eq!(r.stdout, want);
 
-    let r = run(&[
-        "send",
-        "--assistant-id",
-        "a",
-        "--from",
-        "+1",
-        "--to",
-        "+2",
-        "--base-url",
-        &url,
-        "--dry-run",
-        "--json",
-    ]);
+    let r = send_to("a", &url, &["--dry-run", "--json"]);
     let v: Value = serde_json::from_str(&r.stdout).unwrap();
     assert_eq!(v["headers"]["authorization"], "Bearer [REDACTED]");
     assert_eq!(v["body"], json!({"from": "+1", "to": "+2"}));
@@ -561,39 +534,13 @@ fn exit_code_3_when_the_api_refuses_with_json_details() {
 fn exit_code_4_for_transport_failures_says_whether_it_was_sent() {
     let addr = crate::support::closed_port();
     let url = format!("http://{addr}/v2");
-    let r = run(&[
-        "send",
-        "--assistant-id",
-        "a",
-        "--from",
-        "+1",
-        "--to",
-        "+2",
-        "--base-url",
-        &url,
-        "--max-retries",
-        "0",
-    ]);
+    let r = send_to("a", &url, &["--max-retries", "0"]);
     assert_eq!(r.code, 4);
     assert!(r.stderr.contains("the sms was not sent"), "{}", r.stderr);
 
     let server = ScriptServer::start(vec![Step::Silent(std::time::Duration::from_secs(5))]);
     let url = server.base_url();
-    let r = run(&[
-        "send",
-        "--assistant-id",
-        "a",
-        "--from",
-        "+1",
-        "--to",
-        "+2",
-        "--base-url",
-        &url,
-        "--timeout",
-        "0.5",
-        "--max-retries",
-        "0",
-    ]);
+    let r = send_to("a", &url, &["--timeout", "0.5", "--max-retries", "0"]);
     assert_eq!(r.code, 4);
     assert!(
         r.stderr.contains("the sms may have been sent"),
@@ -611,17 +558,7 @@ fn exit_code_1_for_an_unreadable_answer_to_an_accepted_request() {
         .with_body("<html>")
         .expect(1)
         .create();
-    let r = run(&[
-        "send",
-        "--assistant-id",
-        "asst-cli",
-        "--from",
-        "+1",
-        "--to",
-        "+2",
-        "--base-url",
-        &base(&server),
-    ]);
+    let r = send_to("asst-cli", &base(&server), &[]);
     assert_eq!(r.code, 1);
     assert!(r.stderr.contains("accepted request"), "{}", r.stderr);
 }
@@ -630,19 +567,7 @@ fn exit_code_1_for_an_unreadable_answer_to_an_accepted_request() {
 fn max_retries_flag_is_honoured() {
     let server = ScriptServer::start(vec![Step::json(503, "{}")]);
     let url = server.base_url();
-    let r = run(&[
-        "send",
-        "--assistant-id",
-        "a",
-        "--from",
-        "+1",
-        "--to",
-        "+2",
-        "--base-url",
-        &url,
-        "--max-retries",
-        "1",
-    ]);
+    let r = send_to("a", &url, &["--max-retries", "1"]);
     assert_eq!(r.code, 3);
     assert_eq!(server.request_count(), 2);
     assert!(r.stderr.contains("after 2 attempts"), "{}", r.stderr);

@@ -40,18 +40,6 @@ pub fn client(server: &mockito::Server) -> Client {
 }
 
 const CHILD: &str = "TELNYX_TEST_CHILD";
-const SCRUBBED: [&str; 10] = [
-    "HTTPS_PROXY",
-    "https_proxy",
-    "HTTP_PROXY",
-    "http_proxy",
-    "ALL_PROXY",
-    "all_proxy",
-    "NO_PROXY",
-    "no_proxy",
-    "TELNYX_API_KEY",
-    "TELNYX_BASE_URL",
-];
 
 /// Runs the test `path` (such as `env::child_x`) alone in a child process of this same test
 /// binary, with the proxy and `TELNYX_` variables removed and `vars` set; asserts that it ran
@@ -60,7 +48,7 @@ const SCRUBBED: [&str; 10] = [
 pub fn run_child(path: &str, vars: &[(&str, &str)]) -> String {
     let mut cmd = Command::new(std::env::current_exe().unwrap());
     cmd.args(["--exact", path, "--nocapture", "--test-threads=1"]);
-    for v in SCRUBBED {
+    for v in support::SCRUBBED_ENV {
         cmd.env_remove(v);
     }
     cmd.env(CHILD, path);

@@ -13,6 +13,21 @@ use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
+/// Variables a test or bench process removes before it configures a client: a proxy must not
+/// redirect loopback traffic, and nothing may point a test at the real API.
+pub const SCRUBBED_ENV: [&str; 10] = [
+    "HTTPS_PROXY",
+    "https_proxy",
+    "HTTP_PROXY",
+    "http_proxy",
+    "ALL_PROXY",
+    "all_proxy",
+    "NO_PROXY",
+    "no_proxy",
+    "TELNYX_API_KEY",
+    "TELNYX_BASE_URL",
+];
+
 /// The 200 body the Assistant SMS Chat call answers with.
 pub const OK_BODY: &str = r#"{"conversation_id":"conv-42"}"#;
 
