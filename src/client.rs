@@ -119,7 +119,7 @@ impl fmt::Debug for ClientBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ClientBuilder")
             .field("api_key", &self.api_key)
-            .field("base_url", &self.base_url)
+            .field("base_url", &crate::proxy::redact_userinfo(&self.base_url))
             .field("proxy", &self.proxy)
             .field("timeout", &self.timeout)
             .field("connect_timeout", &self.connect_timeout)
@@ -259,9 +259,13 @@ impl ClientBuilder {
     /// Sends through this proxy (`http://[user:password@]host:port`; also `https://`), whatever
     /// the environment says.
     ///
-    /// Defaults to the environment, as curl reads it: for an `https` base URL `HTTPS_PROXY`
-    /// then `ALL_PROXY` (upper or lower case), for `http` `http_proxy` then `ALL_PROXY`, unless
-    /// the host is listed in `NO_PROXY`.
+    /// Only `http://` and `https://` (CONNECT) proxies are supported. With an `http` base URL
+    /// (loopback only), the proxy must be on loopback too, so the key cannot travel in clear
+    /// text to another machine.
+    ///
+    /// Defaults to the environment, as curl reads it: `HTTPS_PROXY` then `ALL_PROXY` (upper or
+    /// lower case), unless `NO_PROXY` lists the host; an `http` (loopback) base URL is always
+    /// reached directly.
     pub fn proxy(mut self, url: impl Into<String>) -> Self {
         self.proxy = ProxyChoice::Url(url.into());
         self

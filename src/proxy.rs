@@ -31,22 +31,22 @@ pub(crate) struct ChosenProxy {
 
 /// Decides the proxy for a client whose every request goes to `target`. Since the client
 /// talks to one host only, `NO_PROXY` can be settled once, here.
+///
+/// An `http` target is always loopback (the base URL check guarantees it) and its requests
+/// carry the key in clear text, so it never goes through a proxy from the environment, and an
+/// explicit proxy for it must be on loopback too.
 pub(crate) fn resolve_proxy(
     choice: &ProxyChoice,
     target: &Uri,
 ) -> Result<Option<ChosenProxy>, Error> {
+    let clear_text = target.scheme_str() != Some("https");
     let (url, name) = match choice {
         ProxyChoice::None => return Ok(None),
-        ProxyChoice::Url(u) => (u.clone(), "proxy url".to_owned()),
+        ProxyChoice::FromEnv if clear_text => return Ok(None),
+        ProxyChoice::Url(u) => (u.trim().to_owned(), "proxy url".to_owned()),
         ProxyChoice::FromEnv => {
-            let https = target.scheme_str() == Some("https");
-            // curl: the scheme's own variable first (for http only the lower-case one, as
-            // upper-case HTTP_PROXY can be set by a CGI request), then ALL_PROXY.
-            let names: &[&str] = if https {
-                &["HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"]
-            } else {
-                &["http_proxy", "ALL_PROXY", "all_proxy"]
-            };
+            // curl: the scheme's own variable first, then ALL_PROXY.
+            let names = ["HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"];
             let Some((name, url)) = names.iter().find_map(|n| {
                 std::env::var(n)
                     .ok()
@@ -65,9 +65,20 @@ pub(crate) fn resolve_proxy(
         }
     };
     let shown = redact_userinfo(&url);
+    if url.to_ascii_lowercase().starts_with("socks") {
+        return Err(Error::config(format!(
+            "the {name} `{shown}` is a socks proxy; only http(s) CONNECT proxies are supported"
+        )));
+    }
     let proxy = ureq::Proxy::new(&url).map_err(|e| {
         Error::config(format!("the {name} `{shown}` is not a valid proxy url")).with_source(e)
     })?;
+    if clear_text && !crate::client::is_loopback(proxy.host()) {
+        return Err(Error::config(format!(
+            "the {name} `{shown}` is not on loopback, and an http base url would send the api key \
+             to it in clear text"
+        )));
+    }
     Ok(Some(ChosenProxy { proxy, shown }))
 }
 

@@ -131,3 +131,39 @@ fn defaults() {
         assert!(shown.contains(want), "{want} in {shown}");
     }
 }
+
+#[test]
+fn proxies_that_would_expose_the_key_or_cannot_work_are_refused() {
+    let msg = config_error(
+        Client::builder()
+            .api_key(KEY)
+            .base_url("http://127.0.0.1:9/v2")
+            .proxy("http://proxy.example.com:3128"),
+    );
+    assert!(msg.contains("not on loopback"), "{msg}");
+    Client::builder()
+        .api_key(KEY)
+        .base_url("http://127.0.0.1:9/v2")
+        .proxy("http://127.0.0.1:3128")
+        .build()
+        .unwrap();
+    let msg = config_error(
+        Client::builder()
+            .api_key(KEY)
+            .proxy("socks5://127.0.0.1:1080"),
+    );
+    assert!(msg.contains("socks proxy"), "{msg}");
+    // https through a remote proxy is fine: the tunnel is end-to-end TLS.
+    Client::builder()
+        .api_key(KEY)
+        .proxy("http://proxy.example.com:3128")
+        .build()
+        .unwrap();
+}
+
+#[test]
+fn builder_debug_hides_credentials_in_the_base_url() {
+    let b = Client::builder().base_url("https://user:basepass@api.telnyx.com/v2");
+    let shown = format!("{b:?}");
+    assert!(!shown.contains("basepass"), "{shown}");
+}

@@ -102,45 +102,81 @@ fn child_bad_base_url() {
 }
 
 #[test]
-fn proxy_from_the_environment_is_used_and_no_proxy_is_honoured() {
-    // The "proxy" is a scripted server: it accepts the CONNECT, then answers the request
-    // tunnelled through it.
+fn https_proxy_from_the_environment_is_used_and_no_proxy_is_honoured() {
+    // The "proxy" is a scripted server: it sees the CONNECT, accepts it, and then cannot speak
+    // TLS, so the send fails; what matters is where it went. No name is resolved: through a
+    // proxy the target host is the proxy's to resolve.
     let connect_ok = Step::Respond {
         status: 200,
         headers: vec![],
         body: vec![],
     };
-    let proxy = ScriptServer::start(vec![connect_ok, Step::ok()]);
+    let proxy = ScriptServer::start(vec![connect_ok, Step::Close]);
+    let proxy_url = format!("http://{}", proxy.addr());
+    let out = run_child(
+        "env::child_send_fails_once",
+        &[
+            ("TELNYX_API_KEY", crate::KEY),
+            ("TELNYX_BASE_URL", "https://api.example.test/v2"),
+            ("HTTPS_PROXY", &proxy_url),
+        ],
+    );
+    assert!(out.contains("failed as expected"), "{out}");
+    let reqs = proxy.requests();
+    assert_eq!(
+        (reqs[0].method.as_str(), reqs[0].path.as_str()),
+        ("CONNECT", "api.example.test:443")
+    );
+
+    // With NO_PROXY naming the host, the connection goes straight to it.
+    let direct = ScriptServer::start(vec![Step::Close]);
+    let before = proxy.connections();
+    run_child(
+        "env::child_send_fails_once",
+        &[
+            ("TELNYX_API_KEY", crate::KEY),
+            ("TELNYX_BASE_URL", &format!("https://{}/v2", direct.addr())),
+            ("ALL_PROXY", &proxy_url),
+            ("NO_PROXY", "example.com,127.0.0.1"),
+        ],
+    );
+    assert!(direct.connections() >= 1, "the send did not go direct");
+    assert_eq!(proxy.connections(), before, "the proxy saw nothing more");
+}
+
+#[test]
+fn child_send_fails_once() {
+    if !is_child("env::child_send_fails_once") {
+        return;
+    }
+    let client = telnyx_assistant_sms::ClientBuilder::from_env()
+        .max_retries(0)
+        .timeout(std::time::Duration::from_secs(5))
+        .build()
+        .unwrap();
+    let err = client
+        .send_sms("asst-env", &SendSmsRequest::new("+1", "+2"))
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Transport, "{err}");
+    println!("failed as expected");
+}
+
+#[test]
+fn loopback_http_never_goes_through_an_environment_proxy() {
+    let proxy = ScriptServer::start(vec![Step::ok()]);
+    let direct = ScriptServer::start(vec![Step::ok()]);
     let proxy_url = format!("http://{}", proxy.addr());
     run_child(
         "env::child_sends_once",
         &[
             ("TELNYX_API_KEY", crate::KEY),
-            ("TELNYX_BASE_URL", "http://127.0.0.1:9/v2"),
-            ("http_proxy", &proxy_url),
-        ],
-    );
-    let reqs = proxy.requests();
-    assert_eq!(reqs.len(), 2);
-    assert_eq!(
-        (reqs[0].method.as_str(), reqs[0].path.as_str()),
-        ("CONNECT", "127.0.0.1:9")
-    );
-    assert_eq!(reqs[1].path, "/v2/ai/assistants/asst-env/chat/sms");
-
-    // With NO_PROXY naming the host, the request goes direct (to the real server).
-    let direct = ScriptServer::start(vec![Step::ok()]);
-    run_child(
-        "env::child_sends_once",
-        &[
-            ("TELNYX_API_KEY", crate::KEY),
             ("TELNYX_BASE_URL", &direct.base_url()),
+            ("http_proxy", &proxy_url),
             ("ALL_PROXY", &proxy_url),
-            ("NO_PROXY", "example.com,127.0.0.1"),
         ],
     );
     assert_eq!(direct.request_count(), 1);
-    assert_eq!(proxy.request_count(), 2, "the proxy saw nothing more");
+    assert_eq!(proxy.connections(), 0);
 }
 
 #[test]
