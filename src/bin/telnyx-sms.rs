@@ -26,7 +26,7 @@ SEND OPTIONS:
     --text TEXT              the message; default: none, so the assistant sends its
                              greeting (first message) or writes the text itself
     --meta KEY=VALUE         conversation metadata, always a string (02134 stays \"02134\");
-                             repeatable
+                             repeatable; default: none
     --meta-int KEY=N         metadata as an integer (i64); repeatable
     --meta-bool KEY=BOOL     metadata as a boolean, true or false; repeatable
     --create-conversation    create a new conversation first; default: server's default
@@ -39,9 +39,9 @@ SEND OPTIONS:
     --timeout SECONDS        the most one attempt may take; default: 60
     --max-retries N          retries of failures that cannot double-send; default: 2
     --json                   print {\"conversation_id\", \"request_id\"} on success, and errors
-                             as a JSON object on stderr
+                             as a JSON object on stderr; default: off
     --dry-run                validate and print the exact HTTP request (key redacted);
-                             send nothing
+                             send nothing; default: off
 
 ENVIRONMENT:
     TELNYX_API_KEY           the API key (never pass it as a flag: it would show in ps)
