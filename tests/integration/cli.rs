@@ -293,170 +293,55 @@ fn dry_run_sends_nothing_and_redacts_the_key() {
 
 #[test]
 fn exit_code_2_for_usage_validation_and_configuration() {
-    let cases: &[(&[&str], &str)] = &[
+    // Appended to a complete `send --assistant-id a --from +1 --to +2`.
+    let after_complete: &[(&[&str], &str)] = &[
         (
-            &[
-                "send",
-                "--assistant-id",
-                "a",
-                "--from",
-                "+1",
-                "--to",
-                "+2",
-                "--bogus",
-            ],
+            &["--bogus"],
             "unknown option '--bogus'; see 'telnyx-sms --help'",
         ),
         (
-            &["send", "--from", "+1", "--to", "+2"],
+            &["--meta-int", "n=x"],
+            "--meta-int n=x: 'x' is not an integer",
+        ),
+        (&["--meta-bool", "v=yes"], "expected true or false"),
+        (&["--meta", "novalue"], "expected KEY=VALUE"),
+        (
+            &["--timeout", "0"],
+            "--timeout 0: expected a number of seconds",
+        ),
+        (&["--max-retries", "-1"], "--max-retries -1"),
+        (&["--api-key", "x"], "there is no --api-key"),
+        (&["--text", ""], "body.text: must not be blank"),
+        (&["--idempotency-key", "bad key"], "header.Idempotency-Key"),
+        (
+            &["--base-url", "http://example.com/v2"],
+            "plain http to a host that is not loopback",
+        ),
+        (
+            &["--to", " "],
+            "invalid request, nothing was sent: body.to: must not be blank",
+        ),
+        (&["--assistant-id", ".."], "path.assistant_id"),
+        (&["--to"], "--to needs a value"),
+    ];
+    let complete = ["send", "--assistant-id", "a", "--from", "+1", "--to", "+2"];
+    let mut cases: Vec<(Vec<&str>, &str)> = after_complete
+        .iter()
+        .map(|(extra, want)| ([&complete[..], extra].concat(), *want))
+        .collect();
+    cases.extend([
+        (
+            vec!["send", "--from", "+1", "--to", "+2"],
             "missing --assistant-id; see 'telnyx-sms --help'",
         ),
         (
-            &["send", "--assistant-id", "a", "--to", "+2"],
+            vec!["send", "--assistant-id", "a", "--to", "+2"],
             "missing --from",
         ),
-        (
-            &["send", "--assistant-id", "a", "--from", "+1", "--to"],
-            "--to needs a value",
-        ),
-        (
-            &[
-                "send",
-                "--assistant-id",
-                "a",
-                "--from",
-                "+1",
-                "--to",
-                "+2",
-                "--meta-int",
-                "n=x",
-            ],
-            "--meta-int n=x: 'x' is not an integer",
-        ),
-        (
-            &[
-                "send",
-                "--assistant-id",
-                "a",
-                "--from",
-                "+1",
-                "--to",
-                "+2",
-                "--meta-bool",
-                "v=yes",
-            ],
-            "expected true or false",
-        ),
-        (
-            &[
-                "send",
-                "--assistant-id",
-                "a",
-                "--from",
-                "+1",
-                "--to",
-                "+2",
-                "--meta",
-                "novalue",
-            ],
-            "expected KEY=VALUE",
-        ),
-        (
-            &[
-                "send",
-                "--assistant-id",
-                "a",
-                "--from",
-                "+1",
-                "--to",
-                "+2",
-                "--timeout",
-                "0",
-            ],
-            "--timeout 0: expected a number of seconds",
-        ),
-        (
-            &[
-                "send",
-                "--assistant-id",
-                "a",
-                "--from",
-                "+1",
-                "--to",
-                "+2",
-                "--max-retries",
-                "-1",
-            ],
-            "--max-retries -1",
-        ),
-        (
-            &[
-                "send",
-                "--assistant-id",
-                "a",
-                "--from",
-                "+1",
-                "--to",
-                "+2",
-                "--api-key",
-                "x",
-            ],
-            "there is no --api-key",
-        ),
-        (
-            &["send", "--assistant-id", "a", "--from", "+1", "--to", " "],
-            "invalid request, nothing was sent: body.to: must not be blank",
-        ),
-        (
-            &["send", "--assistant-id", "..", "--from", "+1", "--to", "+2"],
-            "path.assistant_id",
-        ),
-        (
-            &[
-                "send",
-                "--assistant-id",
-                "a",
-                "--from",
-                "+1",
-                "--to",
-                "+2",
-                "--text",
-                "",
-            ],
-            "body.text: must not be blank",
-        ),
-        (
-            &[
-                "send",
-                "--assistant-id",
-                "a",
-                "--from",
-                "+1",
-                "--to",
-                "+2",
-                "--idempotency-key",
-                "bad key",
-            ],
-            "header.Idempotency-Key",
-        ),
-        (
-            &[
-                "send",
-                "--assistant-id",
-                "a",
-                "--from",
-                "+1",
-                "--to",
-                "+2",
-                "--base-url",
-                "http://example.com/v2",
-            ],
-            "plain http to a host that is not loopback",
-        ),
-        (&["frobnicate"], "unknown command 'frobnicate'"),
-        (&[], "missing command 'send'"),
-    ];
-    for (args, want) in cases {
+        (vec!["frobnicate"], "unknown command 'frobnicate'"),
+        (vec![], "missing command 'send'"),
+    ]);
+    for (args, want) in &cases {
         let r = run(args);
         assert_eq!(r.code, 2, "{args:?}: {}", r.stderr);
         assert!(r.stderr.contains(want), "{args:?}: {}", r.stderr);
@@ -464,11 +349,7 @@ fn exit_code_2_for_usage_validation_and_configuration() {
         assert_eq!(r.stderr.lines().count(), 1, "one line: {}", r.stderr);
     }
     // No key at all: a configuration error, also 2.
-    let r = run_with(
-        &["send", "--assistant-id", "a", "--from", "+1", "--to", "+2"],
-        false,
-        None,
-    );
+    let r = run_with(&complete, false, None);
     assert_eq!(r.code, 2);
     assert!(
         r.stderr.contains("TELNYX_API_KEY is not set"),
