@@ -16,7 +16,7 @@ use crate::request::SendSmsRequest;
 use crate::resolver::CachingResolver;
 use crate::response::{SendSmsResponse, parse_error_body};
 use crate::retry::{self, Class};
-use crate::transport::StableTimeoutConnector;
+use crate::transport::{ConnectPhase, StableTimeoutConnector};
 
 /// The production API's base URL.
 pub const DEFAULT_BASE_URL: &str = "https://api.telnyx.com/v2";
@@ -653,7 +653,8 @@ impl Client {
         let mut resp = match req.send(&p.body[..]) {
             Ok(r) => r,
             Err(e) => {
-                let (class, what) = retry::classify_transport(&e);
+                let (e, opening) = ConnectPhase::unwrap(e);
+                let (class, what) = retry::classify_transport(&e, opening);
                 return Err(Failure {
                     error: Error::transport(what, retry::may_have_sent(class)).with_source(e),
                     class,

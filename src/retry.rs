@@ -44,8 +44,18 @@ pub(crate) fn status_may_have_sent(status: u16, should_retry: Option<bool>) -> b
     should_retry != Some(true) && matches!(status, 409 | 500 | 502 | 504)
 }
 
-/// Classifies a transport failure from ureq, with our own words for it.
-pub(crate) fn classify_transport(err: &ureq::Error) -> (Class, &'static str) {
+/// Classifies a transport failure from ureq, with our own words for it. `opening` says the
+/// failure happened while the connection was being opened, so the request was not written:
+/// whatever it was, it did not deliver the SMS.
+pub(crate) fn classify_transport(err: &ureq::Error, opening: bool) -> (Class, &'static str) {
+    let (class, what) = classify_ureq(err);
+    match class {
+        Class::Ambiguous if opening => (Class::NotDelivered, "the connection could not be opened"),
+        _ => (class, what),
+    }
+}
+
+fn classify_ureq(err: &ureq::Error) -> (Class, &'static str) {
     use std::io::ErrorKind as K;
     use ureq::{Error as E, Timeout as T};
     match err {
@@ -336,8 +346,14 @@ mod tests {
             (ureq::Error::BadUri("x".into()), Class::Final),
         ];
         for (err, want) in cases {
-            assert_eq!(classify_transport(&err).0, want, "{err:?}");
+            assert_eq!(classify_transport(&err, false).0, want, "{err:?}");
         }
+        // While opening the connection nothing was written: never ambiguous, still final
+        // for a certificate failure.
+        let reset = io(K::ConnectionReset, "reset");
+        assert_eq!(classify_transport(&reset, true).0, Class::NotDelivered);
+        let cert = io(K::InvalidData, "invalid peer certificate: UnknownIssuer");
+        assert_eq!(classify_transport(&cert, true).0, Class::Final);
     }
 
     #[test]

@@ -31,6 +31,33 @@ pub(crate) struct StableTimeoutConnector {
     inner: DefaultConnector,
 }
 
+/// A failure while opening a connection (TCP, proxy CONNECT, TLS handshake): no byte of the
+/// request can have been written. ureq's errors do not say which phase they come from, so the
+/// connector marks its own; [`ConnectPhase::unwrap`] takes the mark off again.
+#[derive(Debug)]
+pub(crate) struct ConnectPhase(ureq::Error);
+
+impl std::fmt::Display for ConnectPhase {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("could not open a connection")
+    }
+}
+
+impl std::error::Error for ConnectPhase {}
+
+impl ConnectPhase {
+    /// The error as ureq reported it, and whether it came from opening the connection.
+    pub(crate) fn unwrap(e: ureq::Error) -> (ureq::Error, bool) {
+        match e {
+            ureq::Error::Other(b) => match b.downcast::<ConnectPhase>() {
+                Ok(marked) => (marked.0, true),
+                Err(b) => (ureq::Error::Other(b), false),
+            },
+            e => (e, false),
+        }
+    }
+}
+
 impl Connector<()> for StableTimeoutConnector {
     type Out = StableTimeouts;
 
@@ -39,15 +66,16 @@ impl Connector<()> for StableTimeoutConnector {
         details: &ConnectionDetails,
         chained: Option<()>,
     ) -> Result<Option<StableTimeouts>, ureq::Error> {
-        Ok(self
+        let transport = self
             .inner
-            .connect(details, chained)?
-            .map(|inner| StableTimeouts {
-                inner,
-                read: Stable::default(),
-                write: Stable::default(),
-                just_used: false,
-            }))
+            .connect(details, chained)
+            .map_err(|e| ureq::Error::Other(Box::new(ConnectPhase(e))))?;
+        Ok(transport.map(|inner| StableTimeouts {
+            inner,
+            read: Stable::default(),
+            write: Stable::default(),
+            just_used: false,
+        }))
     }
 }
 

@@ -399,3 +399,31 @@ fn a_kept_alive_connection_is_reused() {
     }
     assert_eq!(server.connections(), 1);
 }
+
+#[test]
+fn a_failed_tls_handshake_was_not_sent_and_is_retried_even_without_a_key() {
+    // A peer that accepts and hangs up before the TLS handshake completes: no byte of the
+    // request was written, so the send is retried and reported as not sent.
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let peer = thread::spawn(move || {
+        for _ in 0..3 {
+            let (stream, _) = listener.accept().unwrap();
+            drop(stream);
+        }
+    });
+    let client = builder(&format!("https://{addr}/v2"))
+        .auto_idempotency_key(false)
+        .max_retries(2)
+        .build()
+        .unwrap();
+    let err = send(&client).unwrap_err();
+    peer.join().unwrap();
+    assert_eq!(err.kind(), ErrorKind::Transport);
+    assert_eq!(err.attempts(), 3);
+    assert!(!err.may_have_been_sent(), "{err}");
+    assert_eq!(
+        err.to_string(),
+        "transport error: the connection could not be opened; the sms was not sent after 3 attempts"
+    );
+}
