@@ -137,24 +137,26 @@ pub(crate) fn backoff(retry: u32) -> Duration {
     base.mul_f64(jitter)
 }
 
-/// 64 random bits without a randomness crate: SipHash keyed by std's `RandomState`, whose
-/// 128-bit keys come from the operating system's generator, over a process-wide counter (so no
-/// two calls in a process hash the same input).
-fn random_u64() -> u64 {
+/// A source of random bits without a randomness crate: SipHash keyed by std's `RandomState`,
+/// whose 128-bit keys come from the operating system's generator, already fed a process-wide
+/// counter (so no two calls in a process hash the same input).
+fn random_hasher() -> impl Hasher {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let mut h = RandomState::new().build_hasher();
     h.write_u64(COUNTER.fetch_add(1, Ordering::Relaxed));
-    h.finish()
+    h
+}
+
+fn random_u64() -> u64 {
+    random_hasher().finish()
 }
 
 /// A fresh idempotency key: 128 random bits as 32 lowercase hex digits (within the server's
-/// `[A-Za-z0-9_-]{1,255}`). Both halves come from one hasher (one `RandomState`), the second
-/// hashing a further counter-dependent input.
+/// `[A-Za-z0-9_-]{1,255}`). Both halves come from one keyed hasher, the second after one more
+/// input.
 pub(crate) fn new_idempotency_key() -> String {
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
     const HEX: &[u8; 16] = b"0123456789abcdef";
-    let mut h = RandomState::new().build_hasher();
-    h.write_u64(COUNTER.fetch_add(1, Ordering::Relaxed));
+    let mut h = random_hasher();
     let high = h.finish();
     h.write_u8(0xA5);
     let low = h.finish();

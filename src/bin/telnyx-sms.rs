@@ -140,9 +140,9 @@ struct SendArgs {
 }
 
 fn main() -> ExitCode {
-    let mut json_errors = std::env::args().any(|a| a == "--json");
-    let result = run(&mut json_errors);
-    match result {
+    // Decided before parsing, so that usage errors are JSON too when --json was given.
+    let json_errors = std::env::args().any(|a| a == "--json");
+    match run() {
         Ok(()) => ExitCode::SUCCESS,
         Err(f) => {
             if json_errors {
@@ -155,7 +155,7 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(json_errors: &mut bool) -> Result<(), Failure> {
+fn run() -> Result<(), Failure> {
     let mut parser = lexopt::Parser::from_env();
     match parser.next().map_err(|e| Failure::usage(e.to_string()))? {
         Some(Long("help") | Short('h')) => {
@@ -166,11 +166,13 @@ fn run(json_errors: &mut bool) -> Result<(), Failure> {
             println!("telnyx-sms {}", env!("CARGO_PKG_VERSION"));
             Ok(())
         }
-        Some(Value(cmd)) if cmd == "send" => {
-            let args = parse_send(&mut parser)?;
-            *json_errors = args.json;
-            send(args)
-        }
+        Some(Value(cmd)) if cmd == "send" => match parse_send(&mut parser)? {
+            Some(args) => send(args),
+            None => {
+                print!("{HELP}");
+                Ok(())
+            }
+        },
         Some(Value(cmd)) => Err(Failure::usage(format!(
             "unknown command '{}'",
             cmd.to_string_lossy()
@@ -180,7 +182,8 @@ fn run(json_errors: &mut bool) -> Result<(), Failure> {
     }
 }
 
-fn parse_send(parser: &mut lexopt::Parser) -> Result<SendArgs, Failure> {
+/// The arguments of `send`, or `None` when they ask for `--help`.
+fn parse_send(parser: &mut lexopt::Parser) -> Result<Option<SendArgs>, Failure> {
     let mut a = SendArgs::default();
     while let Some(arg) = parser.next().map_err(|e| Failure::usage(e.to_string()))? {
         let flag = match arg {
@@ -201,10 +204,7 @@ fn parse_send(parser: &mut lexopt::Parser) -> Result<SendArgs, Failure> {
                 .map_err(|_| Failure::usage(format!("the value of {flag} is not valid unicode")))
         };
         match flag.as_str() {
-            "--help" | "-h" => {
-                print!("{HELP}");
-                std::process::exit(0);
-            }
+            "--help" | "-h" => return Ok(None),
             "--assistant-id" => a.assistant_id = Some(value()?),
             "--from" => a.from = Some(value()?),
             "--to" => a.to = Some(value()?),
@@ -283,7 +283,7 @@ fn parse_send(parser: &mut lexopt::Parser) -> Result<SendArgs, Failure> {
             ));
         }
     }
-    Ok(a)
+    Ok(Some(a))
 }
 
 fn key_value(flag: &str, s: &str) -> Result<(String, String), Failure> {

@@ -62,7 +62,7 @@ fn run(args: &[&str]) -> Run {
 }
 
 /// `send --assistant-id ID --from +1 --to +2 --base-url URL` plus `extra`.
-fn send_to(id: &str, url: &str, extra: &[&str]) -> Run {
+fn send_args<'a>(id: &'a str, url: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
     let mut args = vec![
         "send",
         "--assistant-id",
@@ -75,7 +75,11 @@ fn send_to(id: &str, url: &str, extra: &[&str]) -> Run {
         url,
     ];
     args.extend_from_slice(extra);
-    run(&args)
+    args
+}
+
+fn send_to(id: &str, url: &str, extra: &[&str]) -> Run {
+    run(&send_args(id, url, extra))
 }
 
 fn base(server: &mockito::Server) -> String {
@@ -371,18 +375,7 @@ fn exit_code_3_when_the_api_refuses_with_json_details() {
         .expect(1)
         .create();
     let url = base(&server);
-    let args = [
-        "send",
-        "--assistant-id",
-        "asst-cli",
-        "--from",
-        "+1",
-        "--to",
-        "+2",
-        "--base-url",
-        &url,
-    ];
-    let r = run(&args);
+    let r = send_to("asst-cli", &url, &[]);
     assert_eq!(r.code, 3);
     assert_eq!(r.stdout, "");
     assert_eq!(
@@ -398,9 +391,7 @@ fn exit_code_3_when_the_api_refuses_with_json_details() {
         .with_body(r#"{"errors":[{"code":"10009","title":"Authentication failed"}]}"#)
         .expect(1)
         .create();
-    let mut json_args = args.to_vec();
-    json_args.push("--json");
-    let r = run(&json_args);
+    let r = send_to("asst-cli", &url, &["--json"]);
     assert_eq!(r.code, 3);
     let v: Value = serde_json::from_str(&r.stderr).unwrap();
     assert_eq!(v["error"]["kind"], "api");
@@ -465,23 +456,13 @@ fn api_key_file_is_read_and_trimmed() {
         .create();
     let path = std::env::temp_dir().join(format!("telnyx-sms-key-{}", std::process::id()));
     std::fs::write(&path, "FILEKEY123\n").unwrap();
-    let r = run_with(
-        &[
-            "send",
-            "--assistant-id",
-            "asst-cli",
-            "--from",
-            "+1",
-            "--to",
-            "+2",
-            "--base-url",
-            &base(&server),
-            "--api-key-file",
-            path.to_str().unwrap(),
-        ],
-        false,
-        None,
+    let url = base(&server);
+    let args = send_args(
+        "asst-cli",
+        &url,
+        &["--api-key-file", path.to_str().unwrap()],
     );
+    let r = run_with(&args, false, None);
     assert_eq!(r.code, 0, "{}", r.stderr);
     m.assert();
     std::fs::remove_file(path).ok();

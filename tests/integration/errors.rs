@@ -186,10 +186,3 @@ fn connection_refused_is_a_transport_error_that_sent_nothing() {
     assert!(err.source().unwrap().to_string().contains("refused"));
     assert_no_key(&err);
 }
-
-#[test]
-fn errors_are_send_sync_static_and_small() {
-    fn assert_traits<T: Send + Sync + 'static + std::error::Error>() {}
-    assert_traits::<Error>();
-    assert_eq!(std::mem::size_of::<Error>(), std::mem::size_of::<usize>());
-}
