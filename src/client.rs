@@ -1,22 +1,21 @@
-//! The client, its builder, and the send loop.
+//! The client and the send loop: what one send does, attempt by attempt.
 
 use std::fmt;
 use std::io::Read;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use ureq::Agent;
 use ureq::http::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE};
-use ureq::http::{HeaderName, HeaderValue, Uri};
+use ureq::http::{HeaderName, HeaderValue};
 
-use crate::api_key::ApiKey;
-use crate::error::{Error, Violation};
-use crate::proxy::{ProxyChoice, resolve_proxy};
+use crate::builder::ClientBuilder;
+use crate::error::{Error, Violation, human};
 use crate::request::SendSmsRequest;
-use crate::resolver::CachingResolver;
 use crate::response::{SendSmsResponse, parse_error_body};
-use crate::retry::{self, Class};
-use crate::transport::{ConnectPhase, StableTimeoutConnector};
+use crate::retry::{self, Ends, Phase, Retry, WaitSource};
+use crate::text::Clean;
+use crate::transport;
 
 /// The production API's base URL.
 pub const DEFAULT_BASE_URL: &str = "https://api.telnyx.com/v2";
@@ -28,10 +27,11 @@ pub const BASE_URL_ENV: &str = "TELNYX_BASE_URL";
 /// there (error bodies) or refused (success bodies), never buffered whole.
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 
-const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
-const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
-const DEFAULT_MAX_RETRIES: u32 = 2;
-const USER_AGENT: &str = concat!("telnyx-assistant-sms/", env!("CARGO_PKG_VERSION"));
+/// The longest assistant id accepted, in bytes: real ids are about 50; a longer one would
+/// only make a request line no server accepts.
+pub const MAX_ASSISTANT_ID_BYTES: usize = 256;
+
+pub(crate) const USER_AGENT: &str = concat!("telnyx-assistant-sms/", env!("CARGO_PKG_VERSION"));
 const JSON: HeaderValue = HeaderValue::from_static("application/json");
 const IDEMPOTENCY_KEY: HeaderName = HeaderName::from_static("idempotency-key");
 const RETRY_COUNT: HeaderName = HeaderName::from_static("x-stainless-retry-count");
@@ -58,18 +58,27 @@ pub struct Client {
     inner: Arc<Inner>,
 }
 
-struct Inner {
-    agent: Agent,
-    authorization: HeaderValue,
+/// What a client is made of; built by [`ClientBuilder::build`].
+pub(crate) struct Inner {
+    /// Unique per built client (clones share it): a [`PreparedSend`] carries it, so only the
+    /// client that prepared it can send it.
+    pub(crate) id: u64,
+    pub(crate) agent: Agent,
+    pub(crate) authorization: HeaderValue,
     /// `{base}/ai/assistants/`, so a send only appends the encoded id and `/chat/sms`.
-    endpoint_prefix: String,
-    base_url: String,
-    proxy: Option<String>,
-    timeout: Duration,
-    connect_timeout: Duration,
-    max_retries: u32,
-    auto_idempotency_key: bool,
-    retry_ambiguous: bool,
+    pub(crate) endpoint_prefix: String,
+    pub(crate) base_url: String,
+    /// `host:port` of the API, for messages.
+    pub(crate) target: String,
+    /// The proxy: shown (credentials hidden), and `host:port` for messages.
+    pub(crate) proxy: Option<(String, String)>,
+    /// Which certificates are trusted, for `Debug`.
+    pub(crate) trust: String,
+    pub(crate) timeout: Duration,
+    pub(crate) connect_timeout: Duration,
+    pub(crate) max_retries: u32,
+    pub(crate) auto_idempotency_key: bool,
+    pub(crate) retry_ambiguous: bool,
 }
 
 impl fmt::Debug for Client {
@@ -78,7 +87,8 @@ impl fmt::Debug for Client {
         f.debug_struct("Client")
             .field("api_key", &"[REDACTED]")
             .field("base_url", &i.base_url)
-            .field("proxy", &i.proxy)
+            .field("proxy", &i.proxy.as_ref().map(|p| &p.0))
+            .field("trust", &i.trust)
             .field("timeout", &i.timeout)
             .field("connect_timeout", &i.connect_timeout)
             .field("max_retries", &i.max_retries)
@@ -86,323 +96,6 @@ impl fmt::Debug for Client {
             .field("retry_ambiguous", &i.retry_ambiguous)
             .finish_non_exhaustive()
     }
-}
-
-/// Where a setting came from, so a configuration error can name what to fix.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Origin {
-    Unset,
-    Builder,
-    Env,
-}
-
-/// Configures a [`Client`]. Start from [`Client::builder`] or [`ClientBuilder::from_env`].
-///
-/// Every setter consumes and returns the builder; [`build`](ClientBuilder::build) checks the
-/// whole configuration.
-#[derive(Clone)]
-pub struct ClientBuilder {
-    api_key: Option<ApiKey>,
-    key_origin: Origin,
-    base_url: String,
-    base_url_origin: Origin,
-    env_problem: Option<String>,
-    timeout: Duration,
-    connect_timeout: Duration,
-    max_retries: u32,
-    auto_idempotency_key: bool,
-    retry_ambiguous: bool,
-    proxy: ProxyChoice,
-}
-
-impl fmt::Debug for ClientBuilder {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ClientBuilder")
-            .field("api_key", &self.api_key)
-            .field("base_url", &crate::proxy::redact_userinfo(&self.base_url))
-            .field("proxy", &self.proxy)
-            .field("timeout", &self.timeout)
-            .field("connect_timeout", &self.connect_timeout)
-            .field("max_retries", &self.max_retries)
-            .field("auto_idempotency_key", &self.auto_idempotency_key)
-            .field("retry_ambiguous", &self.retry_ambiguous)
-            .finish_non_exhaustive()
-    }
-}
-
-impl Default for ClientBuilder {
-    fn default() -> Self {
-        ClientBuilder {
-            api_key: None,
-            key_origin: Origin::Unset,
-            base_url: DEFAULT_BASE_URL.to_owned(),
-            base_url_origin: Origin::Unset,
-            env_problem: None,
-            timeout: DEFAULT_TIMEOUT,
-            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
-            max_retries: DEFAULT_MAX_RETRIES,
-            auto_idempotency_key: true,
-            retry_ambiguous: false,
-            proxy: ProxyChoice::FromEnv,
-        }
-    }
-}
-
-impl ClientBuilder {
-    /// A builder with every default and no API key.
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// A builder that takes the API key from `TELNYX_API_KEY` and, when set and not empty,
-    /// the base URL from `TELNYX_BASE_URL`, read now. Later setters override both.
-    ///
-    /// A missing key is reported by [`build`](Self::build), not here.
-    pub fn from_env() -> Self {
-        let mut b = Self::default();
-        match std::env::var(API_KEY_ENV) {
-            Ok(key) => {
-                b.api_key = Some(ApiKey::new(key));
-                b.key_origin = Origin::Env;
-            }
-            Err(std::env::VarError::NotPresent) => b.key_origin = Origin::Env,
-            Err(std::env::VarError::NotUnicode(_)) => {
-                b.env_problem = Some(format!("{API_KEY_ENV} is not valid unicode"));
-            }
-        }
-        match std::env::var(BASE_URL_ENV) {
-            Ok(url) if !url.trim().is_empty() => {
-                b.base_url = url.trim().to_owned();
-                b.base_url_origin = Origin::Env;
-            }
-            Ok(_) | Err(std::env::VarError::NotPresent) => {}
-            Err(std::env::VarError::NotUnicode(_)) => {
-                b.env_problem = Some(format!("{BASE_URL_ENV} is not valid unicode"));
-            }
-        }
-        b
-    }
-
-    /// The Telnyx API key (V2), sent as `Authorization: Bearer KEY`.
-    ///
-    /// It is kept in a type whose `Debug` prints `[REDACTED]`. Defaults to none: `build`
-    /// fails without one (except from [`from_env`](Self::from_env), which reads
-    /// `TELNYX_API_KEY`).
-    pub fn api_key(mut self, key: impl Into<String>) -> Self {
-        self.api_key = Some(ApiKey::new(key.into()));
-        self.key_origin = Origin::Builder;
-        self
-    }
-
-    /// The API's base URL, up to and including the version: `https://api.telnyx.com/v2`.
-    ///
-    /// A trailing slash changes nothing. It must be `https`, or `http` to a loopback host
-    /// (`127.0.0.0/8`, `[::1]`, `localhost`), so the key never travels in clear text to
-    /// another machine. Defaults to [`DEFAULT_BASE_URL`] (or `TELNYX_BASE_URL` with
-    /// [`from_env`](Self::from_env)).
-    pub fn base_url(mut self, url: impl Into<String>) -> Self {
-        self.base_url = url.into();
-        self.base_url_origin = Origin::Builder;
-        self
-    }
-
-    /// The most one attempt may take, from resolving the host to reading the last byte of the
-    /// answer. Retries each get the full time again.
-    ///
-    /// Defaults to 60 seconds, as the official SDKs do.
-    pub fn timeout(mut self, timeout: Duration) -> Self {
-        self.timeout = timeout;
-        self
-    }
-
-    /// The most that opening a connection may take (TCP, proxy and TLS handshake), within
-    /// [`timeout`](Self::timeout). A connection that times out here never carried the request,
-    /// so it is always retried.
-    ///
-    /// Defaults to 5 seconds, as the official SDKs do.
-    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
-        self.connect_timeout = timeout;
-        self
-    }
-
-    /// How many times a failed attempt may be retried (so at most `n + 1` requests), following
-    /// the rules in the crate docs: only what cannot have been delivered, or what the
-    /// idempotency key makes safe. `0` disables retries.
-    ///
-    /// Defaults to 2.
-    pub fn max_retries(mut self, n: u32) -> Self {
-        self.max_retries = n;
-        self
-    }
-
-    /// Whether a send without a caller-chosen key gets a fresh random `Idempotency-Key`
-    /// (128 bits), the same on each of its retries. With `false`, only a key set through
-    /// [`SendSmsRequest::idempotency_key`] is sent, and ambiguous failures of keyless sends are
-    /// not retried.
-    ///
-    /// Defaults to `true`.
-    pub fn auto_idempotency_key(mut self, enabled: bool) -> Self {
-        self.auto_idempotency_key = enabled;
-        self
-    }
-
-    /// Also retry ambiguous failures (a 500/502/504/409, or no complete answer) of a send that
-    /// carries no idempotency key. The server may then have sent the SMS already, and the
-    /// retry sends it again: only for callers who prefer a duplicate to a lost message.
-    ///
-    /// Defaults to `false`.
-    pub fn retry_ambiguous(mut self, enabled: bool) -> Self {
-        self.retry_ambiguous = enabled;
-        self
-    }
-
-    /// Sends through this proxy (`http://[user:password@]host:port`; also `https://`), whatever
-    /// the environment says.
-    ///
-    /// Only `http://` and `https://` (CONNECT) proxies are supported. With an `http` base URL
-    /// (loopback only), the proxy must be on loopback too, so the key cannot travel in clear
-    /// text to another machine.
-    ///
-    /// Defaults to the environment, as curl reads it: `HTTPS_PROXY` then `ALL_PROXY` (upper or
-    /// lower case), unless `NO_PROXY` lists the host; an `http` (loopback) base URL is always
-    /// reached directly.
-    pub fn proxy(mut self, url: impl Into<String>) -> Self {
-        self.proxy = ProxyChoice::Url(url.into());
-        self
-    }
-
-    /// Connects directly, ignoring any proxy in the environment. Tests against a local
-    /// server should use this, so that a proxy variable cannot redirect them.
-    ///
-    /// Defaults to off (the environment is honoured).
-    pub fn no_proxy(mut self) -> Self {
-        self.proxy = ProxyChoice::None;
-        self
-    }
-
-    /// Checks the configuration and builds the client.
-    ///
-    /// # Errors
-    ///
-    /// An [`ErrorKind::Config`](crate::ErrorKind::Config) error naming the problem when the API
-    /// key is missing or malformed, the base URL does not parse, is not `https` (nor `http` to
-    /// a loopback host), has credentials or a query, a timeout is zero, or the proxy URL is
-    /// invalid.
-    pub fn build(self) -> Result<Client, Error> {
-        if let Some(problem) = self.env_problem {
-            return Err(Error::config(problem));
-        }
-        let key_name = match self.key_origin {
-            Origin::Env => API_KEY_ENV,
-            _ => "api key",
-        };
-        let Some(api_key) = self.api_key else {
-            return Err(Error::config(match self.key_origin {
-                Origin::Env => format!("no api key: {API_KEY_ENV} is not set"),
-                _ => format!("no api key: set {API_KEY_ENV} or pass one to ClientBuilder::api_key"),
-            }));
-        };
-        if let Some(problem) = api_key.problem() {
-            return Err(Error::config(format!("the {key_name} {problem}")));
-        }
-        let url_name = match self.base_url_origin {
-            Origin::Env => BASE_URL_ENV,
-            _ => "base url",
-        };
-        let (base_url, uri) = check_base_url(&self.base_url, url_name)?;
-        if self.timeout.is_zero() {
-            return Err(Error::config("the timeout must be greater than zero"));
-        }
-        if self.connect_timeout.is_zero() {
-            return Err(Error::config(
-                "the connect timeout must be greater than zero",
-            ));
-        }
-        let proxy = resolve_proxy(&self.proxy, &uri)?;
-        let proxy_shown = proxy.as_ref().map(|p| p.shown.clone());
-
-        let config = Agent::config_builder()
-            // 4xx/5xx come back as responses, so their headers and bodies are kept.
-            .http_status_as_error(false)
-            .timeout_global(Some(self.timeout))
-            .timeout_connect(Some(self.connect_timeout.min(self.timeout)))
-            .user_agent(USER_AGENT)
-            // A redirect of this POST is unexpected: report it rather than follow it.
-            .max_redirects(0)
-            .proxy(proxy.map(|p| p.proxy))
-            // Keep enough idle connections for a client shared by a few threads.
-            .max_idle_connections(16)
-            .max_idle_connections_per_host(16)
-            .build();
-        // Both parts keep the timeouts from costing anything per send: see resolver.rs and
-        // transport.rs.
-        let agent = Agent::with_parts(
-            config,
-            StableTimeoutConnector::default(),
-            CachingResolver::default(),
-        );
-
-        Ok(Client {
-            inner: Arc::new(Inner {
-                agent,
-                authorization: api_key.bearer(),
-                endpoint_prefix: format!("{base_url}/ai/assistants/"),
-                base_url,
-                proxy: proxy_shown,
-                timeout: self.timeout,
-                connect_timeout: self.connect_timeout,
-                max_retries: self.max_retries,
-                auto_idempotency_key: self.auto_idempotency_key,
-                retry_ambiguous: self.retry_ambiguous,
-            }),
-        })
-    }
-}
-
-/// Checks the base URL; returns it without trailing slashes, and parsed.
-fn check_base_url(raw: &str, name: &str) -> Result<(String, Uri), Error> {
-    let bad = |why: &str| Error::config(format!("the {name} {why}"));
-    let trimmed = raw.trim().trim_end_matches('/');
-    let uri: Uri = trimmed
-        .parse()
-        .map_err(|e| bad("is not a valid absolute url").with_source(e))?;
-    let (Some(scheme), Some(authority)) = (uri.scheme_str(), uri.authority()) else {
-        return Err(bad(
-            "is not a valid absolute url (expected https://host/path)",
-        ));
-    };
-    if authority.as_str().contains('@') {
-        return Err(bad("must not contain credentials (user:password@)"));
-    }
-    if uri.query().is_some() || trimmed.contains('#') {
-        return Err(bad("must not contain a query or a fragment"));
-    }
-    match scheme {
-        "https" => {
-            if !cfg!(feature = "rustls") {
-                return Err(bad(
-                    "is https, but this build has no tls: enable the `rustls` feature",
-                ));
-            }
-        }
-        "http" => {
-            if !is_loopback(authority.host()) {
-                return Err(bad(
-                    "uses plain http to a host that is not loopback: the api key would travel in clear text; use https",
-                ));
-            }
-        }
-        other => return Err(bad(&format!("has scheme `{other}`; use https"))),
-    }
-    Ok((trimmed.to_owned(), uri))
-}
-
-pub(crate) fn is_loopback(host: &str) -> bool {
-    let bare = host.trim_start_matches('[').trim_end_matches(']');
-    bare.eq_ignore_ascii_case("localhost")
-        || bare
-            .parse::<std::net::IpAddr>()
-            .is_ok_and(|ip| ip.is_loopback())
 }
 
 /// Appends `segment` percent-encoded as one path segment: every byte outside RFC 3986's
@@ -424,6 +117,15 @@ fn check_assistant_id(id: &str, out: &mut Vec<Violation>) {
     let path = ["path", "assistant_id"];
     if id.trim().is_empty() {
         out.push(Violation::new(&path, "must not be blank", "blank"));
+    } else if id.len() > MAX_ASSISTANT_ID_BYTES {
+        out.push(Violation::new(
+            &path,
+            format!(
+                "must be at most {MAX_ASSISTANT_ID_BYTES} bytes long (it is {})",
+                id.len()
+            ),
+            "too_long",
+        ));
     } else if id == "." || id == ".." {
         out.push(Violation::new(
             &path,
@@ -438,8 +140,14 @@ fn check_assistant_id(id: &str, out: &mut Vec<Violation>) {
 ///
 /// Its `Debug` and [`headers`](PreparedSend::headers) show the `Authorization` header as
 /// `Bearer [REDACTED]`.
+///
+/// It belongs to the client that prepared it (and that client's clones): its URL was made
+/// from that client's base URL, and only that client's key and proxy may carry it. Any other
+/// client refuses to send it.
 #[derive(Clone)]
 pub struct PreparedSend {
+    client_id: u64,
+    assistant_id: String,
     url: String,
     body: Vec<u8>,
     idempotency_key: Option<String>,
@@ -459,6 +167,11 @@ impl PreparedSend {
     /// The JSON body, exactly as it will be sent.
     pub fn body(&self) -> &[u8] {
         &self.body
+    }
+
+    /// The assistant this send goes through.
+    pub fn assistant_id(&self) -> &str {
+        &self.assistant_id
     }
 
     /// The `Idempotency-Key` every attempt of this send carries, if any.
@@ -496,12 +209,21 @@ impl fmt::Debug for PreparedSend {
 /// One failed attempt, before the retry loop decides what to do with it.
 struct Failure {
     error: Error,
-    class: Class,
-    /// The wait the server asked for, if it did.
-    server_wait: Option<Duration>,
+    retry: Retry,
+    /// The wait the server asked for, if it did, and which header asked.
+    server_wait: Option<(Duration, WaitSource)>,
 }
 
+/// Log records go to this target, whatever module they come from.
+const LOG_TARGET: &str = "telnyx_assistant_sms";
+
 impl Client {
+    pub(crate) fn from_inner(inner: Inner) -> Client {
+        Client {
+            inner: Arc::new(inner),
+        }
+    }
+
     /// A builder with every default; see [`ClientBuilder`].
     pub fn builder() -> ClientBuilder {
         ClientBuilder::new()
@@ -592,7 +314,8 @@ impl Client {
         url.push_str("/chat/sms");
         // Sized for a typical body, so serializing does not reallocate.
         let mut body = Vec::with_capacity(256);
-        serde_json::to_writer(&mut body, request)
+        request
+            .write_wire_body(&mut body)
             .map_err(|e| Error::config("the request could not be serialized").with_source(e))?;
         let idempotency_key = match &request.idempotency_key {
             Some(k) => Some(k.clone()),
@@ -600,6 +323,8 @@ impl Client {
             None => None,
         };
         Ok(PreparedSend {
+            client_id: self.inner.id,
+            assistant_id: assistant_id.to_owned(),
             url,
             body,
             idempotency_key,
@@ -607,32 +332,87 @@ impl Client {
     }
 
     /// Sends a [`PreparedSend`], with the same retry rules as [`send_sms`](Self::send_sms).
-    /// Sending the same `PreparedSend` twice reuses its idempotency key, so the server
-    /// delivers the SMS at most once.
+    ///
+    /// Sending the same `PreparedSend` again reuses its idempotency key, so when it carries
+    /// one (the default: see
+    /// [`auto_idempotency_key`](crate::ClientBuilder::auto_idempotency_key)), the server
+    /// delivers the SMS at most once however often it is sent. Without a key, each call may
+    /// send the SMS again.
     ///
     /// # Errors
     ///
-    /// As [`send_sms`](Self::send_sms), less validation.
+    /// As [`send_sms`](Self::send_sms), less validation; and a
+    /// [`Config`](crate::ErrorKind::Config) error, with nothing sent, when `prepared` was made
+    /// by another client (one that is not this client or a clone of it).
     pub fn send_prepared(&self, prepared: &PreparedSend) -> Result<SendSmsResponse, Error> {
+        if prepared.client_id != self.inner.id {
+            return Err(Error::config(
+                "this PreparedSend was prepared by another client, and carries that client's \
+                 url; prepare it again with the client that is to send it",
+            ));
+        }
         let key = prepared.idempotency_key.as_deref();
+        let started = Instant::now();
         let mut any_maybe_sent = false;
         let mut retry: u32 = 0;
         loop {
+            let attempt_started = Instant::now();
             let failure = match self.attempt(prepared, retry) {
-                Ok(res) => return Ok(res),
+                Ok(mut res) => {
+                    log_attempt(
+                        prepared,
+                        retry,
+                        attempt_started,
+                        "ok",
+                        res.request_id.as_deref(),
+                    );
+                    res.attempts = retry + 1;
+                    res.elapsed = started.elapsed();
+                    return Ok(res);
+                }
                 Err(f) => f,
             };
+            log_attempt(
+                prepared,
+                retry,
+                attempt_started,
+                failure.error.what(),
+                failure.error.request_id(),
+            );
             any_maybe_sent |= failure.error.may_have_been_sent();
-            let attempts = retry + 1;
-            let retryable = match failure.class {
-                Class::NotDelivered => true,
-                Class::Ambiguous => key.is_some() || self.inner.retry_ambiguous,
-                Class::Final => false,
+            let retryable = match failure.retry {
+                Retry::Safe => true,
+                Retry::UnderKey => key.is_some() || self.inner.retry_ambiguous,
+                Retry::Never => false,
             };
-            let wait = failure.server_wait.unwrap_or_else(|| retry::backoff(retry));
+            let (wait, source) = failure
+                .server_wait
+                .unwrap_or_else(|| (retry::backoff(retry), WaitSource::Backoff));
             if !retryable || retry >= self.inner.max_retries || wait > retry::MAX_SERVER_WAIT {
-                return Err(failure.error.finish(attempts, key, any_maybe_sent));
+                let error = failure
+                    .error
+                    .finish(retry + 1, key, any_maybe_sent, started.elapsed());
+                log::warn!(
+                    target: LOG_TARGET,
+                    assistant_id = prepared.assistant_id.as_str(),
+                    attempts = retry + 1,
+                    elapsed_ms = millis(error.elapsed()),
+                    may_have_been_sent = error.may_have_been_sent();
+                    "giving up: {error}"
+                );
+                return Err(error);
             }
+            log::info!(
+                target: LOG_TARGET,
+                assistant_id = prepared.assistant_id.as_str(),
+                attempt = retry + 2,
+                wait_ms = millis(wait),
+                wait_source = source.as_str();
+                "retrying in {} ({}): {}",
+                human(wait),
+                source.describe(),
+                failure.error
+            );
             std::thread::sleep(wait);
             retry += 1;
         }
@@ -650,17 +430,10 @@ impl Client {
         if let Some(k) = &p.idempotency_key {
             req = req.header(IDEMPOTENCY_KEY, k.as_str());
         }
+        transport::start_attempt();
         let mut resp = match req.send(&p.body[..]) {
             Ok(r) => r,
-            Err(e) => {
-                let (e, opening) = ConnectPhase::unwrap(e);
-                let (class, what) = retry::classify_transport(&e, opening);
-                return Err(Failure {
-                    error: Error::transport(what, retry::may_have_sent(class)).with_source(e),
-                    class,
-                    server_wait: None,
-                });
-            }
+            Err(e) => return Err(self.transport_failure(e)),
         };
         let status = resp.status();
         let headers = resp.headers();
@@ -719,32 +492,81 @@ impl Client {
         );
         let what_len = what.trim_end().len();
         what.truncate(what_len);
-        let parsed = body.as_deref().map(parse_error_body);
-        if let Some(p) = &parsed {
-            if let Some(summary) = summarize(p) {
-                what.push_str(": ");
-                what.push_str(&summary);
-            }
+        let parsed = body.as_deref().map(parse_error_body).unwrap_or_default();
+        if let Some(summary) = summarize(&parsed) {
+            what.push_str(": ");
+            what.push_str(&summary);
         }
-        let (api_errors, violations) = parsed
-            .map(|p| (p.api_errors, p.violations))
-            .unwrap_or_default();
-        let mut error = Error::api(code, body, api_errors, violations, what)
+        let (retry, may_have_sent) = retry::classify_status(code, should_retry);
+        let mut error = Error::api(code, body, parsed, what)
             .with_request_id(request_id)
-            .with_retry_after(server_wait);
-        error.set_may_have_been_sent(retry::status_may_have_sent(code, should_retry));
+            .with_retry_after(server_wait.map(|w| w.0));
+        error.set_may_have_been_sent(may_have_sent);
         Err(Failure {
             error,
-            class: retry::classify_status(code, should_retry),
+            retry,
             server_wait,
         })
     }
+
+    /// A failed `send`: classified by the phase it failed in (see `transport.rs`).
+    fn transport_failure(&self, e: ureq::Error) -> Failure {
+        let (e, opening) = transport::unmark(e);
+        let phase = match &opening {
+            Some(at) => Phase::Opening(at),
+            None if transport::request_written() => Phase::AfterWrite,
+            None => Phase::BeforeWrite,
+        };
+        let ends = Ends {
+            target: &self.inner.target,
+            proxy: self.inner.proxy.as_ref().map(|p| p.1.as_str()),
+        };
+        let v = retry::classify_transport(&e, phase, ends);
+        Failure {
+            error: Error::transport(v.what, v.may_have_sent).with_source(e),
+            retry: v.retry,
+            server_wait: None,
+        }
+    }
+}
+
+/// The `debug` record of one attempt: never the key, the text, the numbers or metadata.
+fn log_attempt(
+    p: &PreparedSend,
+    retry: u32,
+    started: Instant,
+    outcome: &str,
+    request_id: Option<&str>,
+) {
+    if log::log_enabled!(target: LOG_TARGET, log::Level::Debug) {
+        let took = started.elapsed();
+        let request_id = request_id.map(|id| Clean(id, 80).to_string());
+        log::debug!(
+            target: LOG_TARGET,
+            assistant_id = p.assistant_id.as_str(),
+            attempt = retry + 1,
+            idempotency_key = p.idempotency_key.as_deref().unwrap_or(""),
+            outcome = outcome,
+            duration_ms = millis(took),
+            request_id = request_id.as_deref().unwrap_or("");
+            "attempt {} to assistant {}: {outcome} in {} (request id {}, idempotency key {})",
+            retry + 1,
+            Clean(&p.assistant_id, 80),
+            human(took),
+            request_id.as_deref().unwrap_or("none"),
+            p.idempotency_key.as_deref().unwrap_or("none"),
+        );
+    }
+}
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
 fn final_failure(error: Error) -> Failure {
     Failure {
         error,
-        class: Class::Final,
+        retry: Retry::Never,
         server_wait: None,
     }
 }
@@ -762,23 +584,28 @@ fn retry_count(retry: u32) -> HeaderValue {
     }
 }
 
-/// The server's own words, for the one-line `Display`.
+/// The server's own words, for the one-line `Display`: its first error entry and first few
+/// violations, each already one line, and the whole cut at 400 characters.
 fn summarize(p: &crate::response::ParsedErrorBody) -> Option<String> {
-    let mut parts: Vec<String> = Vec::new();
+    use std::fmt::Write;
+    let mut out = String::new();
     if let Some(first) = p.api_errors.first() {
-        parts.push(first.to_string());
-        if p.api_errors.len() > 1 {
-            parts.push(format!("and {} more", p.api_errors.len() - 1));
+        let _ = write!(out, "{first}");
+        if p.api_error_count > 1 {
+            let _ = write!(out, "; and {} more", p.api_error_count - 1);
         }
     }
-    parts.extend(p.violations.iter().take(3).map(|v| v.to_string()));
-    if p.violations.len() > 3 {
-        parts.push(format!("and {} more", p.violations.len() - 3));
+    if !p.violations.is_empty() {
+        if !out.is_empty() {
+            out.push_str("; ");
+        }
+        let _ = crate::error::write_violations(&mut out, &p.violations, p.violation_count);
     }
-    if parts.is_empty() {
-        parts.extend(p.message.clone());
+    match (&p.message, out.is_empty()) {
+        (Some(m), true) => Some(Clean(m, 400).to_string()),
+        (_, true) => None,
+        (_, false) => Some(Clean(&out, 400).to_string()),
     }
-    (!parts.is_empty()).then(|| parts.join("; "))
 }
 
 /// Reads at most [`MAX_BODY_BYTES`]; the flag says the body was longer (the rest is not read).
@@ -808,15 +635,5 @@ mod tests {
         s.clear();
         push_segment(&mut s, "a/b?c#d e%,é~");
         assert_eq!(s, "a%2Fb%3Fc%23d%20e%25%2C%C3%A9~");
-    }
-
-    #[test]
-    fn loopback_hosts() {
-        for h in ["127.0.0.1", "127.1.2.3", "[::1]", "localhost", "LOCALHOST"] {
-            assert!(is_loopback(h), "{h}");
-        }
-        for h in ["10.0.0.1", "example.com", "[::2]", "localhost.example.com"] {
-            assert!(!is_loopback(h), "{h}");
-        }
     }
 }

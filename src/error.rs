@@ -4,6 +4,9 @@ use std::error::Error as StdError;
 use std::fmt;
 use std::time::Duration;
 
+use crate::response::ParsedErrorBody;
+use crate::text::Clean;
+
 /// What went wrong, in the categories a caller acts on. See [`Error::kind`].
 ///
 /// New kinds may be added in a minor release, so match with a `_` arm.
@@ -46,11 +49,11 @@ impl fmt::Display for ErrorKind {
 /// Client-side violations (from [`SendSmsRequest::validate`](crate::SendSmsRequest::validate)
 /// or a send) and the entries of the server's 422 body `{"detail":[{"loc","msg","type"}]}`
 /// share this type, and name fields the same way: `["body", "conversation_metadata", "score"]`.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Violation {
-    path: Vec<String>,
-    message: String,
-    code: String,
+    pub(crate) path: Vec<String>,
+    pub(crate) message: String,
+    pub(crate) code: String,
 }
 
 impl Violation {
@@ -59,14 +62,6 @@ impl Violation {
             path: path.iter().map(|s| (*s).to_owned()).collect(),
             message: message.into(),
             code: code.into(),
-        }
-    }
-
-    pub(crate) fn from_parts(path: Vec<String>, message: String, code: String) -> Self {
-        Violation {
-            path,
-            message,
-            code,
         }
     }
 
@@ -94,18 +89,26 @@ impl Violation {
     }
 }
 
+/// One line, control characters escaped and each part cut (the field at 100 characters, the
+/// message at 200): a violation may come from a server. [`field`](Violation::field) and
+/// [`message`](Violation::message) give the full text.
 impl fmt::Display for Violation {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if self.path.is_empty() {
-            f.write_str(&self.message)
+            write!(f, "{}", Clean(&self.message, 200))
         } else {
-            write!(f, "{}: {}", self.field(), self.message)
+            write!(
+                f,
+                "{}: {}",
+                Clean(&self.field(), 100),
+                Clean(&self.message, 200)
+            )
         }
     }
 }
 
 /// One entry of the Telnyx error envelope `{"errors":[{"code","title","detail","source":{"pointer"},"meta"}]}`.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct ApiErrorEntry {
     pub(crate) code: Option<String>,
     pub(crate) title: Option<String>,
@@ -137,11 +140,14 @@ impl ApiErrorEntry {
     }
 }
 
+/// One line: `title: detail (at pointer) (code c)`, control characters escaped and each part
+/// cut (title 150, detail 250, pointer and code 60 characters): the text comes from a server.
+/// The accessors give the full text.
 impl fmt::Display for ApiErrorEntry {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut wrote = false;
         if let Some(t) = &self.title {
-            f.write_str(t)?;
+            write!(f, "{}", Clean(t, 150))?;
             wrote = true;
         }
         if let Some(d) = self
@@ -152,17 +158,17 @@ impl fmt::Display for ApiErrorEntry {
             if wrote {
                 f.write_str(": ")?;
             }
-            f.write_str(d)?;
+            write!(f, "{}", Clean(d, 250))?;
             wrote = true;
         }
         if !wrote {
             f.write_str("unspecified error")?;
         }
         if let Some(p) = &self.pointer {
-            write!(f, " (at {p})")?;
+            write!(f, " (at {})", Clean(p, 60))?;
         }
         if let Some(c) = &self.code {
-            write!(f, " (code {c})")?;
+            write!(f, " (code {})", Clean(c, 60))?;
         }
         Ok(())
     }
@@ -199,9 +205,13 @@ struct Inner {
     status: Option<u16>,
     request_id: Option<String>,
     violations: Vec<Violation>,
+    /// How many violations there were (only the first 100 of a server's are kept).
+    violation_count: usize,
     api_errors: Vec<ApiErrorEntry>,
+    api_error_count: usize,
     body: Option<String>,
     attempts: u32,
+    elapsed: Duration,
     idempotency_key: Option<String>,
     retry_after: Option<Duration>,
     may_have_been_sent: bool,
@@ -217,9 +227,12 @@ impl Error {
                 status: None,
                 request_id: None,
                 violations: Vec::new(),
+                violation_count: 0,
                 api_errors: Vec::new(),
+                api_error_count: 0,
                 body: None,
                 attempts: 0,
+                elapsed: Duration::ZERO,
                 idempotency_key: None,
                 retry_after: None,
                 may_have_been_sent: false,
@@ -234,6 +247,7 @@ impl Error {
 
     pub(crate) fn validation(violations: Vec<Violation>) -> Self {
         let mut e = Error::new(ErrorKind::Validation, String::new());
+        e.inner.violation_count = violations.len();
         e.inner.violations = violations;
         e
     }
@@ -254,15 +268,16 @@ impl Error {
     pub(crate) fn api(
         status: u16,
         body: Option<String>,
-        api_errors: Vec<ApiErrorEntry>,
-        violations: Vec<Violation>,
+        parsed: ParsedErrorBody,
         what: String,
     ) -> Self {
         let mut e = Error::new(ErrorKind::Api, what);
         e.inner.status = Some(status);
         e.inner.body = body;
-        e.inner.api_errors = api_errors;
-        e.inner.violations = violations;
+        e.inner.api_errors = parsed.api_errors;
+        e.inner.api_error_count = parsed.api_error_count;
+        e.inner.violations = parsed.violations;
+        e.inner.violation_count = parsed.violation_count;
         e
     }
 
@@ -297,11 +312,18 @@ impl Error {
         attempts: u32,
         idempotency_key: Option<&str>,
         any_maybe_sent: bool,
+        elapsed: Duration,
     ) -> Self {
         self.inner.attempts = attempts;
         self.inner.idempotency_key = idempotency_key.map(str::to_owned);
         self.inner.may_have_been_sent |= any_maybe_sent;
+        self.inner.elapsed = elapsed;
         self
+    }
+
+    /// Our words for what failed, without the kind's prefix (for log records).
+    pub(crate) fn what(&self) -> &str {
+        &self.inner.what
     }
 
     /// The category of the failure.
@@ -320,14 +342,29 @@ impl Error {
     }
 
     /// Every broken rule: the client's own for `Validation` errors, the server's 422
-    /// `{"detail":[...]}` entries for `Api` errors. Empty otherwise.
+    /// `{"detail":[...]}` entries for `Api` errors (at most the first 100 of them: see
+    /// [`violation_count`](Self::violation_count)). Empty otherwise.
     pub fn violations(&self) -> &[Violation] {
         &self.inner.violations
     }
 
-    /// The entries of the Telnyx error envelope `{"errors":[...]}`, when the server sent one.
+    /// How many violations there were: the length of [`violations`](Self::violations), or
+    /// more when a server sent over 100 (only the first 100 are kept, so that a hostile answer
+    /// cannot cost much more memory than its body).
+    pub fn violation_count(&self) -> usize {
+        self.inner.violation_count
+    }
+
+    /// The entries of the Telnyx error envelope `{"errors":[...]}`, when the server sent one
+    /// (at most the first 100: see [`api_error_count`](Self::api_error_count)).
     pub fn api_errors(&self) -> &[ApiErrorEntry] {
         &self.inner.api_errors
+    }
+
+    /// How many entries the error envelope had: the length of
+    /// [`api_errors`](Self::api_errors), or more when a server sent over 100.
+    pub fn api_error_count(&self) -> usize {
+        self.inner.api_error_count
     }
 
     /// The raw response body (decoded as UTF-8, lossily), capped at 1 MiB, for `Api` and
@@ -337,9 +374,15 @@ impl Error {
         self.inner.body.as_deref()
     }
 
-    /// How many HTTP attempts were made (0 when nothing was sent).
+    /// How many HTTP attempts were made (0 when none was: a `Config` or `Validation` error).
     pub fn attempts(&self) -> u32 {
         self.inner.attempts
+    }
+
+    /// How long the whole send took, from the first attempt to giving up, waits between
+    /// attempts included (zero when no attempt was made).
+    pub fn elapsed(&self) -> Duration {
+        self.inner.elapsed
     }
 
     /// The `Idempotency-Key` the attempts carried, if any. Sending again with this same key
@@ -356,11 +399,20 @@ impl Error {
 
     /// Whether the SMS may have been sent despite this error.
     ///
-    /// `false` for `Config` and `Validation` errors and for failures that cannot have reached
-    /// the server's logic (refused connection, DNS, connect timeout, TLS, 408, 429, 503, other
-    /// 4xx); `true` when a request was written and no complete answer came, for 409/500/502/504
-    /// answers, for `Decode` errors (the server accepted it), and whenever any earlier attempt
-    /// of the same send was in doubt.
+    /// `false` is a promise you can act on (send again, even under a new key): it is given
+    /// only when no attempt of this send can have been performed, that is, every attempt
+    ///
+    /// - never reached the server: a `Config` or `Validation` error; a DNS failure; the
+    ///   connection (TCP, proxy, TLS handshake, certificate check) could not be opened; or it
+    ///   failed before a byte of the request was written; or
+    /// - was refused by the server before it acted: a `4xx` status other than `409` (such as
+    ///   400, 401, 404, 408, 422, 429), or `503`.
+    ///
+    /// Anything that happened after the request was written is `true`: no answer or a partial
+    /// one, a timeout while waiting, a TLS failure after the handshake, an answer that is not
+    /// valid HTTP or whose headers are too large, a `3xx`, a `409`, any `5xx` but `503`, and
+    /// `Decode` errors (the server accepted the request). If any attempt of the send was in
+    /// doubt, the answer stays `true` whatever later attempts said.
     pub fn may_have_been_sent(&self) -> bool {
         self.inner.may_have_been_sent
     }
@@ -381,12 +433,7 @@ impl fmt::Display for Error {
             ErrorKind::Config => write!(f, "invalid configuration: {}", i.what)?,
             ErrorKind::Validation => {
                 f.write_str("invalid request, nothing was sent: ")?;
-                for (n, v) in i.violations.iter().enumerate() {
-                    if n > 0 {
-                        f.write_str("; ")?;
-                    }
-                    write!(f, "{v}")?;
-                }
+                write_violations(f, &i.violations, i.violation_count)?;
             }
             ErrorKind::Api => {
                 write!(f, "api error: {}", i.what)?;
@@ -409,7 +456,7 @@ impl fmt::Display for Error {
             )?,
         }
         if let Some(id) = &i.request_id {
-            write!(f, " (request id {id})")?;
+            write!(f, " (request id {})", Clean(id, 80))?;
         }
         if i.attempts > 1 {
             write!(f, " after {} attempts", i.attempts)?;
@@ -419,6 +466,28 @@ impl fmt::Display for Error {
         }
         Ok(())
     }
+}
+
+/// At most this many violations are shown in one `Display` line.
+const SHOWN_VIOLATIONS: usize = 3;
+
+/// `a: x; b: y; c: z; and 4 more`
+pub(crate) fn write_violations(
+    f: &mut impl fmt::Write,
+    violations: &[Violation],
+    count: usize,
+) -> fmt::Result {
+    for (n, v) in violations.iter().take(SHOWN_VIOLATIONS).enumerate() {
+        if n > 0 {
+            f.write_str("; ")?;
+        }
+        write!(f, "{v}")?;
+    }
+    let shown = violations.len().min(SHOWN_VIOLATIONS);
+    if count > shown {
+        write!(f, "; and {} more", count - shown)?;
+    }
+    Ok(())
 }
 
 /// "1.5s", "3600s", "250ms".
@@ -453,7 +522,14 @@ impl fmt::Debug for Error {
             d.field("api_errors", &i.api_errors);
         }
         if let Some(b) = &i.body {
-            d.field("body", b);
+            // A body may be a megabyte: `Debug` shows its start.
+            match b.char_indices().nth(500) {
+                Some((cut, _)) => d.field(
+                    "body",
+                    &format_args!("{:?}… ({} bytes)", &b[..cut], b.len()),
+                ),
+                None => d.field("body", b),
+            };
         }
         if i.attempts > 0 {
             d.field("attempts", &i.attempts);

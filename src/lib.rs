@@ -4,6 +4,7 @@
 #![warn(missing_debug_implementations)]
 
 mod api_key;
+mod builder;
 mod client;
 mod error;
 mod proxy;
@@ -11,24 +12,34 @@ mod request;
 mod resolver;
 mod response;
 mod retry;
+mod text;
+mod tls;
 mod transport;
+mod url;
 
 use std::sync::OnceLock;
 
+pub use builder::ClientBuilder;
 pub use client::{
-    API_KEY_ENV, BASE_URL_ENV, Client, ClientBuilder, DEFAULT_BASE_URL, MAX_BODY_BYTES,
+    API_KEY_ENV, BASE_URL_ENV, Client, DEFAULT_BASE_URL, MAX_ASSISTANT_ID_BYTES, MAX_BODY_BYTES,
     PreparedSend,
 };
 pub use error::{ApiErrorEntry, Error, ErrorKind, Violation};
 pub use request::{InvalidMetadataValue, MetadataValue, SendSmsRequest};
 pub use response::SendSmsResponse;
+/// The `serde_json` this crate's API uses ([`ApiErrorEntry::meta`], [`Error::body_json`],
+/// `MetadataValue`'s conversions), re-exported so you need not match its version by hand.
+pub use serde_json;
 
 /// Sends one SMS with a process-wide client configured from the environment
 /// (`TELNYX_API_KEY`, and `TELNYX_BASE_URL` if set).
 ///
-/// The client is built on the first successful call and reused after that, so repeated calls
-/// share one connection pool. A call that finds the environment unusable returns the error
-/// and builds nothing, so a later call (after the environment is fixed) can still succeed.
+/// The client is built by the first call that finds a usable environment, whether or not
+/// that call's send then succeeds, and every later call reuses it, so repeated calls share
+/// one connection pool. The environment is therefore read once: changes to it after that
+/// first build are not seen (build a [`Client`] yourself to control that). A call that finds
+/// the environment unusable returns the error and builds nothing, so a later call, after the
+/// environment is fixed, can still succeed.
 ///
 /// ```no_run
 /// use telnyx_assistant_sms::{send_sms, SendSmsRequest};

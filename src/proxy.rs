@@ -5,6 +5,7 @@ use std::fmt;
 use ureq::http::Uri;
 
 use crate::error::Error;
+use crate::url::{ProxyUrl, is_loopback, redact_userinfo};
 
 #[derive(Clone)]
 pub(crate) enum ProxyChoice {
@@ -27,6 +28,8 @@ pub(crate) struct ChosenProxy {
     pub(crate) proxy: ureq::Proxy,
     /// The URL without credentials, for `Debug`.
     pub(crate) shown: String,
+    /// `host:port`, for messages.
+    pub(crate) authority: String,
 }
 
 /// Decides the proxy for a client whose every request goes to `target`. Since the client
@@ -65,21 +68,47 @@ pub(crate) fn resolve_proxy(
         }
     };
     let shown = redact_userinfo(&url);
-    if url.to_ascii_lowercase().starts_with("socks") {
-        return Err(Error::config(format!(
-            "the {name} `{shown}` is a socks proxy; only http(s) CONNECT proxies are supported"
-        )));
-    }
-    let proxy = ureq::Proxy::new(&url).map_err(|e| {
-        Error::config(format!("the {name} `{shown}` is not a valid proxy url")).with_source(e)
-    })?;
-    if clear_text && !crate::client::is_loopback(proxy.host()) {
+    let parsed = ProxyUrl::parse(&url)
+        .map_err(|why| Error::config(format!("the {name} `{shown}` {why}")))?;
+    let shown = parsed.shown();
+    let protocol = match parsed.scheme.as_str() {
+        "http" => ureq::ProxyProtocol::Http,
+        "https" => ureq::ProxyProtocol::Https,
+        s if s.starts_with("socks") => {
+            return Err(Error::config(format!(
+                "the {name} `{shown}` is a socks proxy; only http(s) CONNECT proxies are supported"
+            )));
+        }
+        _ => {
+            return Err(Error::config(format!(
+                "the {name} `{shown}` has an unknown scheme; use http:// or https://"
+            )));
+        }
+    };
+    if clear_text && !is_loopback(&parsed.host) {
         return Err(Error::config(format!(
             "the {name} `{shown}` is not on loopback, and an http base url would send the api key \
              to it in clear text"
         )));
     }
-    Ok(Some(ChosenProxy { proxy, shown }))
+    let mut builder = ureq::Proxy::builder(protocol).host(&parsed.host);
+    if let Some(port) = parsed.port {
+        builder = builder.port(port);
+    }
+    if let Some(user) = &parsed.user {
+        builder = builder.username(user);
+    }
+    if let Some(password) = &parsed.password {
+        builder = builder.password(password);
+    }
+    let proxy = builder.build().map_err(|e| {
+        Error::config(format!("the {name} `{shown}` is not a valid proxy url")).with_source(e)
+    })?;
+    Ok(Some(ChosenProxy {
+        proxy,
+        authority: parsed.authority(),
+        shown,
+    }))
 }
 
 /// curl's `NO_PROXY` rules: `*` matches every host; otherwise a comma-separated list of host
@@ -112,17 +141,6 @@ pub(crate) fn no_proxy_matches(list: &str, host: &str) -> bool {
     })
 }
 
-/// `http://user:secret@host:3128` -> `http://***@host:3128`.
-pub(crate) fn redact_userinfo(url: &str) -> String {
-    let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
-    let authority_end = rest.find('/').unwrap_or(rest.len());
-    match rest[..authority_end].rfind('@') {
-        Some(at) if scheme.is_empty() => format!("***{}", &rest[at..]),
-        Some(at) => format!("{scheme}://***{}", &rest[at..]),
-        None => url.to_owned(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -142,18 +160,5 @@ mod tests {
         assert!(!no_proxy_matches("nyx.com", "api.telnyx.com"));
         assert!(!no_proxy_matches("", "api.telnyx.com"));
         assert!(!no_proxy_matches("127.0.0.2", "127.0.0.1"));
-    }
-
-    #[test]
-    fn userinfo_is_redacted() {
-        assert_eq!(
-            redact_userinfo("http://u:pw@proxy:3128"),
-            "http://***@proxy:3128"
-        );
-        assert_eq!(
-            redact_userinfo("http://proxy:3128/x@y"),
-            "http://proxy:3128/x@y"
-        );
-        assert_eq!(redact_userinfo("u:pw@proxy:3128"), "***@proxy:3128");
     }
 }

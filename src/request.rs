@@ -57,9 +57,24 @@ pub struct SendSmsRequest {
     /// Whether the server creates a new conversation first; omitted when `None`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub should_create_conversation: Option<bool>,
-    /// Sent as the `Idempotency-Key` header, never in the body (and never read from JSON).
-    #[serde(skip)]
+    /// Sent as the `Idempotency-Key` header, never in the HTTP body. In this type's own JSON
+    /// form (serde) it is the field `"idempotency_key"`, omitted when `None`, so a request
+    /// kept as JSON keeps its key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub idempotency_key: Option<String>,
+}
+
+/// The HTTP body: the request's fields without the idempotency key, which is a header.
+#[derive(Serialize)]
+struct WireBody<'a> {
+    from: &'a str,
+    to: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    text: Option<&'a str>,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    conversation_metadata: &'a BTreeMap<String, MetadataValue>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    should_create_conversation: Option<bool>,
 }
 
 impl SendSmsRequest {
@@ -105,6 +120,38 @@ impl SendSmsRequest {
     pub fn metadata(mut self, key: impl Into<String>, value: impl Into<MetadataValue>) -> Self {
         self.conversation_metadata.insert(key.into(), value.into());
         self
+    }
+
+    /// Adds one conversation metadata entry from a value that may not fit: a `u64`, `usize`,
+    /// `i128` or `serde_json::Value` (whatever converts with `TryInto<MetadataValue>`), as
+    /// well as everything [`metadata`](Self::metadata) takes.
+    ///
+    /// ```
+    /// use telnyx_assistant_sms::SendSmsRequest;
+    ///
+    /// let items: usize = 3;
+    /// let req = SendSmsRequest::new("+15550001111", "+15550002222").try_metadata("items", items)?;
+    /// assert_eq!(req.conversation_metadata["items"].as_i64(), Some(3));
+    /// assert!(req.try_metadata("big", u64::MAX).is_err());
+    /// # Ok::<(), telnyx_assistant_sms::InvalidMetadataValue>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`InvalidMetadataValue`] when the value is an integer beyond `i64`, or a JSON value that
+    /// is not a string, an integer or a boolean. The request is consumed either way.
+    pub fn try_metadata<V>(
+        mut self,
+        key: impl Into<String>,
+        value: V,
+    ) -> Result<Self, InvalidMetadataValue>
+    where
+        V: TryInto<MetadataValue>,
+        V::Error: Into<InvalidMetadataValue>,
+    {
+        let value = value.try_into().map_err(Into::into)?;
+        self.conversation_metadata.insert(key.into(), value);
+        Ok(self)
     }
 
     /// Replaces all conversation metadata at once.
@@ -157,6 +204,22 @@ impl SendSmsRequest {
         } else {
             Err(Error::validation(violations))
         }
+    }
+
+    /// Writes the HTTP body: the JSON of every field that is set, the idempotency key left out
+    /// (it travels as a header). Field order: `from`, `to`, `text`, `conversation_metadata`
+    /// (keys sorted), `should_create_conversation`.
+    pub(crate) fn write_wire_body(&self, out: &mut Vec<u8>) -> serde_json::Result<()> {
+        serde_json::to_writer(
+            out,
+            &WireBody {
+                from: &self.from,
+                to: &self.to,
+                text: self.text.as_deref(),
+                conversation_metadata: &self.conversation_metadata,
+                should_create_conversation: self.should_create_conversation,
+            },
+        )
     }
 
     pub(crate) fn collect_violations(&self, out: &mut Vec<Violation>) {
@@ -251,6 +314,32 @@ pub enum MetadataValue {
     Boolean(bool),
 }
 
+impl MetadataValue {
+    /// The string, if this is a string.
+    pub fn as_str(&self) -> Option<&str> {
+        match self {
+            MetadataValue::String(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    /// The integer, if this is an integer.
+    pub fn as_i64(&self) -> Option<i64> {
+        match self {
+            MetadataValue::Integer(n) => Some(*n),
+            _ => None,
+        }
+    }
+
+    /// The boolean, if this is a boolean.
+    pub fn as_bool(&self) -> Option<bool> {
+        match self {
+            MetadataValue::Boolean(b) => Some(*b),
+            _ => None,
+        }
+    }
+}
+
 impl fmt::Display for MetadataValue {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -343,6 +432,13 @@ impl fmt::Display for InvalidMetadataValue {
 }
 
 impl std::error::Error for InvalidMetadataValue {}
+
+/// For [`SendSmsRequest::try_metadata`] with a value whose conversion cannot fail.
+impl From<std::convert::Infallible> for InvalidMetadataValue {
+    fn from(never: std::convert::Infallible) -> Self {
+        match never {}
+    }
+}
 
 macro_rules! try_from_wide_int {
     ($($t:ty),*) => {$(

@@ -1,7 +1,12 @@
 //! The success body, and the parsing of the two error body shapes Telnyx uses.
 
+use std::borrow::Cow;
+use std::fmt;
+use std::marker::PhantomData;
+
+use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
+use serde_json::value::RawValue;
 
 use crate::error::{ApiErrorEntry, Violation};
 
@@ -26,82 +31,359 @@ pub struct SendSmsResponse {
     /// The `x-request-id` response header (not part of the JSON body).
     #[serde(skip)]
     pub request_id: Option<String>,
+    /// How many HTTP attempts the send took (1 unless a failure was retried; not part of the
+    /// JSON body).
+    #[serde(skip)]
+    pub attempts: u32,
+    /// How long the whole send took, waits between attempts included (not part of the JSON
+    /// body).
+    #[serde(skip)]
+    pub elapsed: std::time::Duration,
 }
 
+/// The most entries of each kind kept from an error body (`errors` and `detail`).
+pub(crate) const MAX_ENTRIES: usize = 100;
+/// The most parts of one violation's `loc` kept.
+const MAX_LOC_PARTS: usize = 32;
+/// The largest `meta` (as JSON text) turned into a value; a larger one stays in the body only.
+const MAX_META_BYTES: usize = 8 * 1024;
+
 /// What an error body said, in both shapes Telnyx uses.
+#[derive(Default)]
 pub(crate) struct ParsedErrorBody {
     pub(crate) api_errors: Vec<ApiErrorEntry>,
+    /// How many entries `errors` had (only the first [`MAX_ENTRIES`] are kept).
+    pub(crate) api_error_count: usize,
     pub(crate) violations: Vec<Violation>,
+    pub(crate) violation_count: usize,
     /// `{"detail": "text"}` (FastAPI's plain form) or `{"message": "text"}`.
     pub(crate) message: Option<String>,
 }
 
-/// Parses an error body leniently: any part that does not fit is left to [`Error::body`](crate::Error::body).
+/// Parses an error body leniently: any part that does not fit is skipped (and stays in
+/// [`Error::body`](crate::Error::body)).
+///
+/// It streams: at most [`MAX_ENTRIES`] entries of each kind are built (the rest are only
+/// counted), a `loc` keeps at most 32 parts, a `meta` is kept only up to 8 KiB, and no text
+/// field goes through `serde_json::Value`. So a 1 MiB body of tens of thousands of entries
+/// costs about its own size, not 75 times it.
 pub(crate) fn parse_error_body(body: &str) -> ParsedErrorBody {
-    let mut out = ParsedErrorBody {
-        api_errors: Vec::new(),
-        violations: Vec::new(),
-        message: None,
-    };
-    let Ok(Value::Object(map)) = serde_json::from_str::<Value>(body) else {
-        return out;
-    };
-    if let Some(Value::Array(errors)) = map.get("errors") {
-        out.api_errors = errors.iter().filter_map(api_error_entry).collect();
+    serde_json::from_str::<Lenient<ParsedErrorBody>>(body)
+        .ok()
+        .and_then(|l| l.0)
+        .unwrap_or_default()
+}
+
+/// A value that is `None` when its JSON is not an object: the shape did not fit, which is
+/// not an error.
+struct Lenient<T>(Option<T>);
+
+/// Reads the fields of one object of type `T`, one call per key.
+trait FromFields<'de>: Default {
+    fn field<A: MapAccess<'de>>(&mut self, key: &str, map: &mut A) -> Result<(), A::Error>;
+}
+
+impl<'de, T: FromFields<'de>> Deserialize<'de> for Lenient<T> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V<T>(PhantomData<T>);
+        impl<'de, T: FromFields<'de>> Visitor<'de> for V<T> {
+            type Value = Lenient<T>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("any json value")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Lenient<T>, A::Error> {
+                let mut out = T::default();
+                while let Some(key) = map.next_key::<Cow<'de, str>>()? {
+                    out.field(&key, &mut map)?;
+                }
+                Ok(Lenient(Some(out)))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Lenient<T>, A::Error> {
+                IgnoredAny.visit_seq(seq)?;
+                Ok(Lenient(None))
+            }
+            scalars_give!(Lenient(None));
+        }
+        d.deserialize_any(V(PhantomData))
     }
-    match map.get("detail") {
-        Some(Value::Array(items)) => out.violations = items.iter().filter_map(violation).collect(),
-        Some(Value::String(s)) => out.message = Some(s.clone()),
-        _ => {}
+}
+
+/// The visitor methods of every scalar JSON value, each giving `$value`.
+macro_rules! scalars_give {
+    ($value:expr) => {
+        fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
+            Ok($value)
+        }
+        fn visit_i64<E: de::Error>(self, _: i64) -> Result<Self::Value, E> {
+            Ok($value)
+        }
+        fn visit_u64<E: de::Error>(self, _: u64) -> Result<Self::Value, E> {
+            Ok($value)
+        }
+        fn visit_f64<E: de::Error>(self, _: f64) -> Result<Self::Value, E> {
+            Ok($value)
+        }
+        fn visit_str<E: de::Error>(self, _: &str) -> Result<Self::Value, E> {
+            Ok($value)
+        }
+        fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok($value)
+        }
+    };
+}
+use scalars_give;
+
+impl<'de> FromFields<'de> for ParsedErrorBody {
+    fn field<A: MapAccess<'de>>(&mut self, key: &str, map: &mut A) -> Result<(), A::Error> {
+        match key {
+            "errors" => {
+                let c: Capped<ApiErrorEntry> = map.next_value()?;
+                (self.api_errors, self.api_error_count) = (c.kept, c.count);
+            }
+            "detail" => match map.next_value::<Detail>()? {
+                Detail::List(c) => (self.violations, self.violation_count) = (c.kept, c.count),
+                Detail::Text(t) => self.message = Some(t),
+                Detail::Other => {}
+            },
+            // `detail` wins when both are there, whatever their order.
+            "message" => {
+                if let Some(t) = map.next_value::<Text>()?.0 {
+                    self.message.get_or_insert(t);
+                }
+            }
+            _ => {
+                map.next_value::<IgnoredAny>()?;
+            }
+        }
+        Ok(())
     }
-    if out.message.is_none() {
-        if let Some(Value::String(s)) = map.get("message") {
-            out.message = Some(s.clone());
+}
+
+impl<'de> FromFields<'de> for ApiErrorEntry {
+    fn field<A: MapAccess<'de>>(&mut self, key: &str, map: &mut A) -> Result<(), A::Error> {
+        match key {
+            "code" => self.code = map.next_value::<Text>()?.0,
+            "title" => self.title = map.next_value::<Text>()?.0,
+            "detail" => self.detail = map.next_value::<Text>()?.0,
+            "source" => {
+                if let Some(source) = map.next_value::<Lenient<Source>>()?.0 {
+                    self.pointer = source.pointer;
+                }
+            }
+            "meta" => {
+                let raw: Box<RawValue> = map.next_value()?;
+                if raw.get().len() <= MAX_META_BYTES && raw.get() != "null" {
+                    self.meta = serde_json::from_str(raw.get()).ok();
+                }
+            }
+            _ => {
+                map.next_value::<IgnoredAny>()?;
+            }
+        }
+        Ok(())
+    }
+}
+
+#[derive(Default)]
+struct Source {
+    pointer: Option<String>,
+}
+
+impl<'de> FromFields<'de> for Source {
+    fn field<A: MapAccess<'de>>(&mut self, key: &str, map: &mut A) -> Result<(), A::Error> {
+        if key == "pointer" {
+            self.pointer = map.next_value::<Text>()?.0;
+        } else {
+            map.next_value::<IgnoredAny>()?;
+        }
+        Ok(())
+    }
+}
+
+impl<'de> FromFields<'de> for Violation {
+    fn field<A: MapAccess<'de>>(&mut self, key: &str, map: &mut A) -> Result<(), A::Error> {
+        match key {
+            "loc" => self.path = map.next_value::<Loc>()?.0,
+            "msg" => self.message = map.next_value::<Text>()?.0.unwrap_or_default(),
+            "type" => self.code = map.next_value::<Text>()?.0.unwrap_or_default(),
+            _ => {
+                map.next_value::<IgnoredAny>()?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A JSON array of objects, of which the first [`MAX_ENTRIES`] are kept and all are counted;
+/// other items are skipped, and anything that is not an array gives none.
+struct Capped<T> {
+    kept: Vec<T>,
+    count: usize,
+}
+
+impl<T> Default for Capped<T> {
+    fn default() -> Self {
+        Capped {
+            kept: Vec::new(),
+            count: 0,
         }
     }
-    out
 }
 
-fn text(v: Option<&Value>) -> Option<String> {
-    match v? {
-        Value::String(s) => Some(s.clone()),
-        Value::Number(n) => Some(n.to_string()),
-        Value::Null => None,
-        other => Some(other.to_string()),
+fn capped<'de, A: SeqAccess<'de>, T: FromFields<'de>>(mut seq: A) -> Result<Capped<T>, A::Error> {
+    let mut c = Capped::default();
+    loop {
+        let item = if c.kept.len() < MAX_ENTRIES {
+            match seq.next_element::<Lenient<T>>()? {
+                Some(Lenient(Some(item))) => {
+                    c.kept.push(item);
+                    true
+                }
+                Some(Lenient(None)) => false,
+                None => break,
+            }
+        } else {
+            // Beyond the cap, only whether it is an object (which counts) is kept.
+            match seq.next_element::<Lenient<Nothing>>()? {
+                Some(l) => l.0.is_some(),
+                None => break,
+            }
+        };
+        c.count += usize::from(item);
+    }
+    Ok(c)
+}
+
+impl<'de, T: FromFields<'de>> Deserialize<'de> for Capped<T> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V<T>(PhantomData<T>);
+        impl<'de, T: FromFields<'de>> Visitor<'de> for V<T> {
+            type Value = Capped<T>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("any json value")
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Capped<T>, A::Error> {
+                capped(seq)
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Capped<T>, A::Error> {
+                IgnoredAny.visit_map(map)?;
+                Ok(Capped::default())
+            }
+            scalars_give!(Capped::default());
+        }
+        d.deserialize_any(V(PhantomData))
     }
 }
 
-fn api_error_entry(v: &Value) -> Option<ApiErrorEntry> {
-    let obj = v.as_object()?;
-    Some(ApiErrorEntry {
-        code: text(obj.get("code")),
-        title: text(obj.get("title")),
-        detail: text(obj.get("detail")),
-        pointer: obj
-            .get("source")
-            .and_then(Value::as_object)
-            .and_then(|s| text(s.get("pointer"))),
-        meta: obj.get("meta").filter(|m| !m.is_null()).cloned(),
-    })
+/// An object whose fields are all skipped.
+#[derive(Default)]
+struct Nothing;
+
+impl<'de> FromFields<'de> for Nothing {
+    fn field<A: MapAccess<'de>>(&mut self, _: &str, map: &mut A) -> Result<(), A::Error> {
+        map.next_value::<IgnoredAny>().map(drop)
+    }
 }
 
-fn violation(v: &Value) -> Option<Violation> {
-    let obj = v.as_object()?;
-    let path = match obj.get("loc") {
-        Some(Value::Array(parts)) => parts
-            .iter()
-            .map(|p| match p {
-                Value::String(s) => s.clone(),
-                other => other.to_string(),
-            })
-            .collect(),
-        _ => Vec::new(),
-    };
-    Some(Violation::from_parts(
-        path,
-        text(obj.get("msg")).unwrap_or_default(),
-        text(obj.get("type")).unwrap_or_default(),
-    ))
+/// `detail`: a list of violations (a 422) or a message.
+enum Detail {
+    List(Capped<Violation>),
+    Text(String),
+    Other,
+}
+
+impl<'de> Deserialize<'de> for Detail {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Detail;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("any json value")
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Detail, A::Error> {
+                capped(seq).map(Detail::List)
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Detail, A::Error> {
+                IgnoredAny.visit_map(map)?;
+                Ok(Detail::Other)
+            }
+            fn visit_bool<E: de::Error>(self, _: bool) -> Result<Detail, E> {
+                Ok(Detail::Other)
+            }
+            fn visit_i64<E: de::Error>(self, _: i64) -> Result<Detail, E> {
+                Ok(Detail::Other)
+            }
+            fn visit_u64<E: de::Error>(self, _: u64) -> Result<Detail, E> {
+                Ok(Detail::Other)
+            }
+            fn visit_f64<E: de::Error>(self, _: f64) -> Result<Detail, E> {
+                Ok(Detail::Other)
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Detail, E> {
+                Ok(Detail::Text(v.to_owned()))
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<Detail, E> {
+                Ok(Detail::Other)
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// A value read as text: a string as is, a number or boolean as written, `null` as none, an
+/// array or object as its JSON text (never built into a `serde_json::Value`).
+struct Text(Option<String>);
+
+impl<'de> Deserialize<'de> for Text {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let raw = <Box<RawValue>>::deserialize(d)?;
+        let raw = raw.get();
+        Ok(Text(if raw.starts_with('"') {
+            serde_json::from_str::<String>(raw).ok()
+        } else if raw == "null" {
+            None
+        } else {
+            Some(raw.to_owned())
+        }))
+    }
+}
+
+/// A violation's `loc`: its parts as text, at most [`MAX_LOC_PARTS`] of them.
+struct Loc(Vec<String>);
+
+impl<'de> Deserialize<'de> for Loc {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Loc;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("any json value")
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Loc, A::Error> {
+                let mut parts = Vec::new();
+                while parts.len() < MAX_LOC_PARTS {
+                    match seq.next_element::<Text>()? {
+                        Some(t) => parts.push(t.0.unwrap_or_else(|| "null".to_owned())),
+                        None => return Ok(Loc(parts)),
+                    }
+                }
+                let mut more = false;
+                while seq.next_element::<IgnoredAny>()?.is_some() {
+                    more = true;
+                }
+                if more {
+                    parts.push("…".to_owned());
+                }
+                Ok(Loc(parts))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Loc, A::Error> {
+                IgnoredAny.visit_map(map)?;
+                Ok(Loc(Vec::new()))
+            }
+            scalars_give!(Loc(Vec::new()));
+        }
+        d.deserialize_any(V)
+    }
 }
 
 #[cfg(test)]

@@ -11,100 +11,240 @@ pub(crate) const MAX_SERVER_WAIT: Duration = Duration::from_secs(60);
 const BACKOFF_START: Duration = Duration::from_millis(500);
 const BACKOFF_MAX: Duration = Duration::from_secs(8);
 
-/// What a failed attempt tells us about the SMS.
+/// Whether a failed attempt may be tried again.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Class {
-    /// Cannot have been delivered (no connection, or the server refused before acting):
-    /// always safe to retry.
-    NotDelivered,
-    /// The request went out and no complete answer came back: retried only under an
-    /// idempotency key (or when the caller opted in).
-    Ambiguous,
+pub(crate) enum Retry {
+    /// It cannot have delivered the SMS (or the server said to retry): always safe.
+    Safe,
+    /// It may have delivered the SMS: retried only under an idempotency key (or when the
+    /// caller opted in), so the server replays instead of sending again.
+    UnderKey,
     /// Retrying cannot help, or could do harm.
-    Final,
+    Never,
 }
 
-/// Classifies an HTTP status that is not a success. `x-should-retry` overrides it.
-pub(crate) fn classify_status(status: u16, should_retry: Option<bool>) -> Class {
-    match should_retry {
-        Some(true) => return Class::NotDelivered,
-        Some(false) => return Class::Final,
-        None => {}
+/// What one failed attempt tells: whether to retry it, whether it may have delivered the SMS,
+/// and what happened, in our own words (one line, safe to print).
+#[derive(Debug)]
+pub(crate) struct Verdict {
+    pub(crate) retry: Retry,
+    pub(crate) may_have_sent: bool,
+    pub(crate) what: String,
+}
+
+/// When in an attempt a transport failure happened. This, not the error's type, decides
+/// whether the SMS may have been sent.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Phase<'a> {
+    /// While a connection was being opened (TCP, proxy, TLS handshake), to `host:port`.
+    Opening(&'a str),
+    /// After any connection was ready, before a byte of the request was written.
+    BeforeWrite,
+    /// After (some of) the request was written.
+    AfterWrite,
+}
+
+/// Names for messages: where the client sends, and through which proxy.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Ends<'a> {
+    /// `host:port` of the API.
+    pub(crate) target: &'a str,
+    /// `host:port` of the proxy, if one is used.
+    pub(crate) proxy: Option<&'a str>,
+}
+
+fn host_of(authority: &str) -> &str {
+    match authority.rsplit_once(':') {
+        Some((h, p)) if p.bytes().all(|b| b.is_ascii_digit()) => h,
+        _ => authority,
     }
-    match status {
-        408 | 429 | 503 => Class::NotDelivered,
-        409 | 500 | 502 | 504 => Class::Ambiguous,
-        _ => Class::Final,
+}
+
+/// Classifies an HTTP answer that is not a success. `x-should-retry` overrides whether it is
+/// retried, never whether it may have delivered the SMS.
+pub(crate) fn classify_status(status: u16, should_retry: Option<bool>) -> (Retry, bool) {
+    // The server refused before acting: a 4xx other than 409 (a conflict with a request in
+    // progress), or a 503. Everything else (3xx, 409, other 5xx) may have acted first.
+    let refused = (400..500).contains(&status) && status != 409 || status == 503;
+    let may_have_sent = !refused;
+    let retry = match should_retry {
+        Some(false) => Retry::Never,
+        Some(true) if may_have_sent => Retry::UnderKey,
+        Some(true) => Retry::Safe,
+        None => match status {
+            408 | 429 | 503 => Retry::Safe,
+            409 | 500 | 502 | 504 => Retry::UnderKey,
+            _ => Retry::Never,
+        },
+    };
+    (retry, may_have_sent)
+}
+
+/// Classifies a transport failure from ureq by the phase it happened in.
+pub(crate) fn classify_transport(err: &ureq::Error, phase: Phase<'_>, ends: Ends<'_>) -> Verdict {
+    match phase {
+        Phase::Opening(at) => opening(err, at, ends),
+        Phase::BeforeWrite => before_write(err, ends),
+        Phase::AfterWrite => Verdict {
+            retry: Retry::UnderKey,
+            may_have_sent: true,
+            what: after_write(err).to_owned(),
+        },
     }
 }
 
-/// Whether an answer with this status may have delivered the SMS: the server failed or was
-/// busy after it may have acted. A server that says `x-should-retry: true` vouches it did not.
-pub(crate) fn status_may_have_sent(status: u16, should_retry: Option<bool>) -> bool {
-    should_retry != Some(true) && matches!(status, 409 | 500 | 502 | 504)
-}
-
-/// Classifies a transport failure from ureq, with our own words for it. `opening` says the
-/// failure happened while the connection was being opened, so the request was not written:
-/// whatever it was, it did not deliver the SMS.
-pub(crate) fn classify_transport(err: &ureq::Error, opening: bool) -> (Class, &'static str) {
-    let (class, what) = classify_ureq(err);
-    match class {
-        Class::Ambiguous if opening => (Class::NotDelivered, "the connection could not be opened"),
-        _ => (class, what),
+fn is_dns_failure(err: &ureq::Error) -> bool {
+    match err {
+        ureq::Error::HostNotFound | ureq::Error::Timeout(ureq::Timeout::Resolve) => true,
+        // std gives DNS failures an unstable kind; its message is the only stable handle.
+        ureq::Error::Io(e) => e
+            .to_string()
+            .starts_with("failed to lookup address information"),
+        _ => false,
     }
 }
 
-fn classify_ureq(err: &ureq::Error) -> (Class, &'static str) {
+fn opening(err: &ureq::Error, at: &str, ends: Ends<'_>) -> Verdict {
+    use std::io::ErrorKind as K;
+    let safe = |what: String| Verdict {
+        retry: Retry::Safe,
+        may_have_sent: false,
+        what,
+    };
+    if let Some(tls) = crate::tls::problem(err) {
+        return Verdict {
+            retry: if tls.deterministic {
+                Retry::Never
+            } else {
+                Retry::Safe
+            },
+            may_have_sent: false,
+            what: format!("the tls handshake with {at} failed: {}", tls.words),
+        };
+    }
+    // Through a proxy every TCP connection goes to the proxy, and only it is looked up.
+    let (name, at) = match ends.proxy {
+        Some(proxy) if at == proxy || is_dns_failure(err) => ("the proxy ", proxy),
+        _ => ("", at),
+    };
+    if is_dns_failure(err) {
+        let how = match err {
+            ureq::Error::Timeout(_) => "timed out",
+            ureq::Error::HostNotFound => "found no usable address",
+            _ => "failed",
+        };
+        return safe(format!("the dns lookup of {name}{} {how}", host_of(at)));
+    }
+    let why = match err {
+        ureq::Error::ConnectProxyFailed(reason) => {
+            return safe(format!(
+                "the proxy {} would not open a tunnel to {}: {}",
+                ends.proxy.unwrap_or("in use"),
+                ends.target,
+                crate::text::Clean(reason, 120)
+            ));
+        }
+        ureq::Error::Io(e) => match e.kind() {
+            K::ConnectionRefused => "the connection was refused",
+            K::HostUnreachable | K::NetworkUnreachable | K::NetworkDown | K::AddrNotAvailable => {
+                "it is unreachable"
+            }
+            K::UnexpectedEof | K::ConnectionReset | K::ConnectionAborted | K::BrokenPipe => {
+                "the connection closed while it was being opened"
+            }
+            K::TimedOut | K::WouldBlock => "connecting timed out",
+            _ => "the connection could not be opened",
+        },
+        ureq::Error::Timeout(_) => "connecting timed out",
+        _ => "the connection could not be opened",
+    };
+    if name.is_empty() {
+        safe(format!("could not connect to {at}: {why}"))
+    } else {
+        safe(format!("could not reach the proxy {at}: {why}"))
+    }
+}
+
+fn before_write(err: &ureq::Error, ends: Ends<'_>) -> Verdict {
+    let (retry, what) = if is_dns_failure(err) {
+        let host = host_of(ends.proxy.unwrap_or(ends.target));
+        (Retry::Safe, format!("the dns lookup of {host} failed"))
+    } else {
+        match err {
+            ureq::Error::Timeout(_) => (
+                Retry::Safe,
+                "the attempt timed out before the request was sent".to_owned(),
+            ),
+            ureq::Error::Io(_) => (
+                Retry::Safe,
+                "the connection failed before the request was sent".to_owned(),
+            ),
+            _ => (Retry::Never, "the request could not be made".to_owned()),
+        }
+    };
+    Verdict {
+        retry,
+        may_have_sent: false,
+        what,
+    }
+}
+
+fn after_write(err: &ureq::Error) -> &'static str {
     use std::io::ErrorKind as K;
     use ureq::{Error as E, Timeout as T};
+    if crate::tls::problem(err).is_some() {
+        return "the tls connection failed after the request was sent";
+    }
     match err {
-        E::HostNotFound => (Class::NotDelivered, "the host name has no usable address"),
-        E::Timeout(T::Resolve) => (Class::NotDelivered, "the dns lookup timed out"),
-        E::Timeout(T::Connect) => (Class::NotDelivered, "connecting timed out"),
-        E::Timeout(T::SendRequest | T::SendBody) => {
-            (Class::Ambiguous, "timed out while sending the request")
+        E::Timeout(T::SendRequest | T::SendBody | T::PerWrite) => {
+            "timed out while sending the request"
         }
-        E::Timeout(_) => (Class::Ambiguous, "timed out waiting for the answer"),
+        E::Timeout(_) => "timed out waiting for the answer",
+        E::LargeResponseHeader(..) => "the answer's headers were too large",
+        E::Protocol(_) => "the server's answer was not valid http",
+        E::BodyExceedsLimit(_) => "the answer was too large",
         E::Io(e) => match e.kind() {
-            K::ConnectionRefused => (Class::NotDelivered, "the connection was refused"),
-            K::HostUnreachable | K::NetworkUnreachable | K::NetworkDown | K::AddrNotAvailable => {
-                (Class::NotDelivered, "the host is unreachable")
+            K::UnexpectedEof => "the connection closed before a complete answer",
+            K::ConnectionReset | K::ConnectionAborted => {
+                "the connection was reset before a complete answer"
             }
-            // rustls reports certificate and handshake failures as InvalidData.
-            K::InvalidData => (Class::Final, "the tls handshake failed"),
-            K::TimedOut | K::WouldBlock => (Class::Ambiguous, "timed out waiting for the answer"),
-            // std gives DNS failures an unstable kind; its message is the only stable handle.
-            _ if e
-                .to_string()
-                .starts_with("failed to lookup address information") =>
-            {
-                (Class::NotDelivered, "the dns lookup failed")
-            }
-            K::UnexpectedEof => (
-                Class::Ambiguous,
-                "the connection closed before a complete answer",
-            ),
-            _ => (
-                Class::Ambiguous,
-                "the connection failed after the request was sent",
-            ),
+            K::BrokenPipe => "the connection closed while the request was being sent",
+            K::TimedOut | K::WouldBlock => "timed out waiting for the answer",
+            _ => "the connection failed after the request was sent",
         },
-        E::ConnectionFailed => (Class::NotDelivered, "the connection could not be made"),
-        E::ConnectProxyFailed(_) => (Class::NotDelivered, "the proxy refused the connection"),
-        E::Tls(_) | E::TlsRequired => (Class::Final, "the tls handshake failed"),
-        #[cfg(feature = "rustls")]
-        E::Rustls(_) => (Class::Final, "the tls handshake failed"),
-        E::Protocol(_) => (Class::Ambiguous, "the server's answer was not valid http"),
-        E::LargeResponseHeader(..) => (Class::Final, "the answer's headers were too large"),
-        E::BodyExceedsLimit(_) => (Class::Final, "the answer was too large"),
-        _ => (Class::Final, "the request could not be made"),
+        _ => "the connection failed after the request was sent",
     }
 }
 
-/// Whether a failure of this class could have delivered the SMS.
-pub(crate) fn may_have_sent(class: Class) -> bool {
-    class == Class::Ambiguous
+/// Where the wait before a retry came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum WaitSource {
+    /// Our exponential backoff.
+    Backoff,
+    /// The `Retry-After` header.
+    RetryAfter,
+    /// The `retry-after-ms` header.
+    RetryAfterMs,
+}
+
+impl WaitSource {
+    /// For log records' `wait_source` field.
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            WaitSource::Backoff => "backoff",
+            WaitSource::RetryAfter => "retry-after",
+            WaitSource::RetryAfterMs => "retry-after-ms",
+        }
+    }
+
+    /// For log messages: "backoff", "asked by the server in Retry-After".
+    pub(crate) fn describe(self) -> &'static str {
+        match self {
+            WaitSource::Backoff => "backoff",
+            WaitSource::RetryAfter => "asked by the server in Retry-After",
+            WaitSource::RetryAfterMs => "asked by the server in retry-after-ms",
+        }
+    }
 }
 
 /// The wait the server asked for: `retry-after-ms`, then `Retry-After` (delta-seconds,
@@ -112,19 +252,22 @@ pub(crate) fn may_have_sent(class: Class) -> bool {
 pub(crate) fn server_wait(
     retry_after_ms: Option<&str>,
     retry_after: Option<&str>,
-) -> Option<Duration> {
+) -> Option<(Duration, WaitSource)> {
     if let Some(ms) = retry_after_ms.and_then(|v| v.trim().parse::<f64>().ok()) {
         if ms.is_finite() && ms >= 0.0 {
-            return Some(Duration::from_secs_f64((ms / 1000.0).min(1e9)));
+            let wait = Duration::from_secs_f64((ms / 1000.0).min(1e9));
+            return Some((wait, WaitSource::RetryAfterMs));
         }
     }
     let v = retry_after?.trim();
-    if let Ok(secs) = v.parse::<f64>() {
-        return (secs.is_finite() && secs >= 0.0).then(|| Duration::from_secs_f64(secs.min(1e9)));
-    }
-    let at = parse_http_date(v)?;
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).ok()?.as_secs();
-    Some(Duration::from_secs(at.saturating_sub(now)))
+    let wait = if let Ok(secs) = v.parse::<f64>() {
+        (secs.is_finite() && secs >= 0.0).then(|| Duration::from_secs_f64(secs.min(1e9)))?
+    } else {
+        let at = parse_http_date(v)?;
+        let now = SystemTime::now().duration_since(UNIX_EPOCH).ok()?.as_secs();
+        Duration::from_secs(at.saturating_sub(now))
+    };
+    Some((wait, WaitSource::RetryAfter))
 }
 
 /// Exponential backoff for retry number `retry` (0-based): 0.5 s doubling to at most 8 s,
@@ -228,24 +371,25 @@ mod tests {
 
     #[test]
     fn server_wait_prefers_ms_and_reads_dates() {
+        let wait = |ms, ra| server_wait(ms, ra).map(|w| w.0);
         assert_eq!(
             server_wait(Some("250"), Some("9")),
-            Some(Duration::from_millis(250))
+            Some((Duration::from_millis(250), WaitSource::RetryAfterMs))
         );
         assert_eq!(
             server_wait(None, Some("1.5")),
-            Some(Duration::from_millis(1500))
+            Some((Duration::from_millis(1500), WaitSource::RetryAfter))
         );
-        assert_eq!(server_wait(None, Some("0")), Some(Duration::ZERO));
-        assert_eq!(server_wait(None, Some("-3")), None);
-        assert_eq!(server_wait(None, Some("soon")), None);
+        assert_eq!(wait(None, Some("0")), Some(Duration::ZERO));
+        assert_eq!(wait(None, Some("-3")), None);
+        assert_eq!(wait(None, Some("soon")), None);
         // A date in the past means "now".
         assert_eq!(
-            server_wait(None, Some("Sun, 06 Nov 1994 08:49:37 GMT")),
+            wait(None, Some("Sun, 06 Nov 1994 08:49:37 GMT")),
             Some(Duration::ZERO)
         );
         let in_an_hour = SystemTime::now() + Duration::from_secs(3600);
-        let wait = server_wait(None, Some(&format_http_date(in_an_hour))).unwrap();
+        let wait = wait(None, Some(&format_http_date(in_an_hour))).unwrap();
         assert!(wait > Duration::from_secs(3590) && wait <= Duration::from_secs(3600));
     }
 
@@ -301,75 +445,121 @@ mod tests {
         }
     }
 
+    const ENDS: Ends<'static> = Ends {
+        target: "api.telnyx.com:443",
+        proxy: None,
+    };
+    const VIA_PROXY: Ends<'static> = Ends {
+        target: "api.telnyx.com:443",
+        proxy: Some("127.0.0.1:3128"),
+    };
+
+    fn io(kind: std::io::ErrorKind, msg: &str) -> ureq::Error {
+        ureq::Error::Io(std::io::Error::new(kind, msg.to_owned()))
+    }
+
     #[test]
-    fn transport_classes() {
-        use std::io::{Error as IoError, ErrorKind as K};
-        let io = |kind, msg: &str| ureq::Error::Io(IoError::new(kind, msg.to_owned()));
+    fn after_the_request_was_written_everything_may_have_been_sent() {
+        use std::io::ErrorKind as K;
         let cases = [
-            (io(K::ConnectionRefused, "refused"), Class::NotDelivered),
-            (
-                io(K::NetworkUnreachable, "unreachable"),
-                Class::NotDelivered,
-            ),
-            (
-                io(
-                    K::Other,
-                    "failed to lookup address information: Temporary failure in name resolution",
-                ),
-                Class::NotDelivered,
-            ),
-            (ureq::Error::HostNotFound, Class::NotDelivered),
-            (
-                ureq::Error::Timeout(ureq::Timeout::Connect),
-                Class::NotDelivered,
-            ),
-            (
-                ureq::Error::Timeout(ureq::Timeout::Resolve),
-                Class::NotDelivered,
-            ),
-            (ureq::Error::ConnectionFailed, Class::NotDelivered),
-            (
-                ureq::Error::Timeout(ureq::Timeout::Global),
-                Class::Ambiguous,
-            ),
-            (
-                ureq::Error::Timeout(ureq::Timeout::RecvResponse),
-                Class::Ambiguous,
-            ),
-            (io(K::UnexpectedEof, "Peer disconnected"), Class::Ambiguous),
-            (io(K::ConnectionReset, "reset"), Class::Ambiguous),
-            (io(K::BrokenPipe, "pipe"), Class::Ambiguous),
-            // rustls reports an untrusted certificate as InvalidData.
-            (
-                io(K::InvalidData, "invalid peer certificate: UnknownIssuer"),
-                Class::Final,
-            ),
-            (ureq::Error::TlsRequired, Class::Final),
-            (ureq::Error::BadUri("x".into()), Class::Final),
+            io(K::UnexpectedEof, "Peer disconnected"),
+            io(K::ConnectionReset, "reset"),
+            io(K::BrokenPipe, "pipe"),
+            // An InvalidData after the handshake is a broken TLS record, not a handshake.
+            io(K::InvalidData, "received corrupt message"),
+            io(K::ConnectionRefused, "cannot happen here, but still"),
+            ureq::Error::Timeout(ureq::Timeout::Global),
+            ureq::Error::Timeout(ureq::Timeout::RecvResponse),
+            ureq::Error::LargeResponseHeader(70_000, 65_536),
+            ureq::Error::BadUri("x".into()),
         ];
-        for (err, want) in cases {
-            assert_eq!(classify_transport(&err, false).0, want, "{err:?}");
+        for err in cases {
+            let v = classify_transport(&err, Phase::AfterWrite, ENDS);
+            assert!(v.may_have_sent, "{err:?}");
+            assert_eq!(v.retry, Retry::UnderKey, "{err:?}");
         }
-        // While opening the connection nothing was written: never ambiguous, still final
-        // for a certificate failure.
-        let reset = io(K::ConnectionReset, "reset");
-        assert_eq!(classify_transport(&reset, true).0, Class::NotDelivered);
-        let cert = io(K::InvalidData, "invalid peer certificate: UnknownIssuer");
-        assert_eq!(classify_transport(&cert, true).0, Class::Final);
+        let v = classify_transport(
+            &ureq::Error::LargeResponseHeader(70_000, 65_536),
+            Phase::AfterWrite,
+            ENDS,
+        );
+        assert_eq!(v.what, "the answer's headers were too large");
+    }
+
+    #[test]
+    fn opening_failures_were_not_sent_and_name_the_other_end() {
+        use std::io::ErrorKind as K;
+        let refused = io(K::ConnectionRefused, "refused");
+        let v = classify_transport(&refused, Phase::Opening("api.telnyx.com:443"), ENDS);
+        assert_eq!((v.retry, v.may_have_sent), (Retry::Safe, false));
+        assert_eq!(
+            v.what,
+            "could not connect to api.telnyx.com:443: the connection was refused"
+        );
+        let v = classify_transport(&refused, Phase::Opening("127.0.0.1:3128"), VIA_PROXY);
+        assert_eq!((v.retry, v.may_have_sent), (Retry::Safe, false));
+        assert_eq!(
+            v.what,
+            "could not reach the proxy 127.0.0.1:3128: the connection was refused"
+        );
+        let dns = io(
+            K::Other,
+            "failed to lookup address information: Temporary failure in name resolution",
+        );
+        let v = classify_transport(&dns, Phase::Opening("api.telnyx.com:443"), ENDS);
+        assert_eq!(v.what, "the dns lookup of api.telnyx.com failed");
+        let v = classify_transport(&dns, Phase::Opening("api.telnyx.com:443"), VIA_PROXY);
+        assert_eq!(v.what, "the dns lookup of the proxy 127.0.0.1 failed");
+        let tunnel = ureq::Error::ConnectProxyFailed("proxy server responded 407\n".into());
+        let v = classify_transport(&tunnel, Phase::Opening("api.telnyx.com:443"), VIA_PROXY);
+        assert_eq!((v.retry, v.may_have_sent), (Retry::Safe, false));
+        assert_eq!(
+            v.what,
+            "the proxy 127.0.0.1:3128 would not open a tunnel to api.telnyx.com:443: \
+             proxy server responded 407\\n"
+        );
+        for err in [
+            io(K::UnexpectedEof, "eof during handshake"),
+            io(K::ConnectionReset, "reset"),
+            ureq::Error::Timeout(ureq::Timeout::Connect),
+            ureq::Error::Timeout(ureq::Timeout::Global),
+            ureq::Error::HostNotFound,
+            ureq::Error::ConnectionFailed,
+        ] {
+            let v = classify_transport(&err, Phase::Opening("api.telnyx.com:443"), ENDS);
+            assert_eq!((v.retry, v.may_have_sent), (Retry::Safe, false), "{err:?}");
+        }
+    }
+
+    #[test]
+    fn before_the_request_was_written_nothing_was_sent() {
+        let dns = ureq::Error::Timeout(ureq::Timeout::Resolve);
+        let v = classify_transport(&dns, Phase::BeforeWrite, ENDS);
+        assert_eq!((v.retry, v.may_have_sent), (Retry::Safe, false));
+        assert_eq!(v.what, "the dns lookup of api.telnyx.com failed");
+        let v = classify_transport(&ureq::Error::BadUri("x".into()), Phase::BeforeWrite, ENDS);
+        assert_eq!((v.retry, v.may_have_sent), (Retry::Never, false));
     }
 
     #[test]
     fn status_classes() {
         for s in [408, 429, 503] {
-            assert_eq!(classify_status(s, None), Class::NotDelivered, "{s}");
+            assert_eq!(classify_status(s, None), (Retry::Safe, false), "{s}");
         }
         for s in [409, 500, 502, 504] {
-            assert_eq!(classify_status(s, None), Class::Ambiguous, "{s}");
+            assert_eq!(classify_status(s, None), (Retry::UnderKey, true), "{s}");
         }
-        for s in [400, 401, 403, 404, 422, 501, 505] {
-            assert_eq!(classify_status(s, None), Class::Final, "{s}");
+        for s in [400, 401, 403, 404, 422] {
+            assert_eq!(classify_status(s, None), (Retry::Never, false), "{s}");
         }
-        assert_eq!(classify_status(400, Some(true)), Class::NotDelivered);
-        assert_eq!(classify_status(503, Some(false)), Class::Final);
+        // A redirect, and 5xx the server did not explain: it may have acted first.
+        for s in [300, 301, 302, 303, 307, 308, 501, 505, 507, 599] {
+            assert_eq!(classify_status(s, None), (Retry::Never, true), "{s}");
+        }
+        // x-should-retry decides the retry, never the truth about sending.
+        assert_eq!(classify_status(400, Some(true)), (Retry::Safe, false));
+        assert_eq!(classify_status(500, Some(true)), (Retry::UnderKey, true));
+        assert_eq!(classify_status(503, Some(false)), (Retry::Never, false));
+        assert_eq!(classify_status(502, Some(false)), (Retry::Never, true));
     }
 }

@@ -15,7 +15,14 @@
 //! nothing the second does not: both look for a closed connection or stray bytes, and a
 //! connection that fails the second is discarded just the same. So the probe on return is
 //! skipped, and every connection is still probed before a request is written on it.
+//!
+//! And it tells the send loop which phase a failure happened in, which ureq's errors do not
+//! say: whether "the sms was not sent" is true depends on it. Errors from opening a
+//! connection are marked ([`ConnectPhase`]), and the transport notes on the calling thread
+//! when a byte of the request is handed to the socket ([`request_written`]). A failure that
+//! is marked, or comes before that note, provably never delivered the request.
 
+use std::cell::Cell;
 use std::time::Duration as StdDuration;
 
 use ureq::unversioned::transport::time::Duration;
@@ -33,29 +40,61 @@ pub(crate) struct StableTimeoutConnector {
 
 /// A failure while opening a connection (TCP, proxy CONNECT, TLS handshake): no byte of the
 /// request can have been written. ureq's errors do not say which phase they come from, so the
-/// connector marks its own; [`ConnectPhase::unwrap`] takes the mark off again.
+/// connector marks its own. Through a CONNECT proxy, ureq opens the connection to the proxy
+/// through this same connector, so an error can be marked twice: [`unmark`] takes off every
+/// mark and keeps the innermost address, which is where opening failed.
 #[derive(Debug)]
-pub(crate) struct ConnectPhase(ureq::Error);
+pub(crate) struct ConnectPhase {
+    error: ureq::Error,
+    /// `host:port` being connected to.
+    authority: String,
+}
 
 impl std::fmt::Display for ConnectPhase {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("could not open a connection")
+        write!(f, "could not open a connection to {}", self.authority)
     }
 }
 
 impl std::error::Error for ConnectPhase {}
 
-impl ConnectPhase {
-    /// The error as ureq reported it, and whether it came from opening the connection.
-    pub(crate) fn unwrap(e: ureq::Error) -> (ureq::Error, bool) {
+/// The error as ureq reported it, and, if it came from opening a connection, the `host:port`
+/// whose opening failed.
+pub(crate) fn unmark(e: ureq::Error) -> (ureq::Error, Option<String>) {
+    let mut e = e;
+    let mut at = None;
+    loop {
         match e {
             ureq::Error::Other(b) => match b.downcast::<ConnectPhase>() {
-                Ok(marked) => (marked.0, true),
-                Err(b) => (ureq::Error::Other(b), false),
+                Ok(marked) => {
+                    at = Some(marked.authority);
+                    e = marked.error;
+                }
+                Err(b) => return (ureq::Error::Other(b), at),
             },
-            e => (e, false),
+            e => return (e, at),
         }
     }
+}
+
+thread_local! {
+    /// Whether a byte of the current request may have been handed to the socket. ureq runs a
+    /// request entirely on the calling thread, so the send loop clears this before each attempt
+    /// and reads it after a failure: still `false` proves the request never left.
+    static WROTE: Cell<bool> = const { Cell::new(false) };
+    /// How deep in nested `connect` calls this thread is (2 while ureq opens the connection
+    /// to a CONNECT proxy from inside the outer connect).
+    static DEPTH: Cell<u32> = const { Cell::new(0) };
+}
+
+/// Starts an attempt: nothing of it has been written yet.
+pub(crate) fn start_attempt() {
+    WROTE.set(false);
+}
+
+/// Whether any byte of the attempt's request may have been written (see [`WROTE`]).
+pub(crate) fn request_written() -> bool {
+    WROTE.get()
 }
 
 impl Connector<()> for StableTimeoutConnector {
@@ -66,15 +105,37 @@ impl Connector<()> for StableTimeoutConnector {
         details: &ConnectionDetails,
         chained: Option<()>,
     ) -> Result<Option<StableTimeouts>, ureq::Error> {
-        let transport = self
-            .inner
-            .connect(details, chained)
-            .map_err(|e| ureq::Error::Other(Box::new(ConnectPhase(e))))?;
+        struct Depth;
+        impl Drop for Depth {
+            fn drop(&mut self) {
+                DEPTH.set(DEPTH.get() - 1);
+            }
+        }
+        DEPTH.set(DEPTH.get() + 1);
+        let depth = Depth;
+        let result = self.inner.connect(details, chained);
+        drop(depth);
+        let outermost = DEPTH.get() == 0;
+        let transport = result.map_err(|error| {
+            ureq::Error::Other(Box::new(ConnectPhase {
+                error,
+                authority: crate::url::authority(details.uri),
+            }))
+        })?;
+        if outermost {
+            // Whatever was written so far (a CONNECT request, a TLS handshake through the
+            // tunnel) opened the connection; the request itself has not been written.
+            WROTE.set(false);
+        }
         Ok(transport.map(|inner| StableTimeouts {
             inner,
             read: Stable::default(),
             write: Stable::default(),
             just_used: false,
+            // Only the outermost transport manages timeouts and probes; one to a proxy, inside
+            // it, passes everything through (else its own skipped probe would hide the
+            // outer one's).
+            passthrough: !outermost,
         }))
     }
 }
@@ -87,6 +148,7 @@ pub(crate) struct StableTimeouts {
     /// I/O happened since the last `is_open`: the next one is ureq's check on returning the
     /// connection to the pool, which the probe on taking it out makes redundant.
     just_used: bool,
+    passthrough: bool,
 }
 
 /// The timeout last handed down for one direction.
@@ -118,24 +180,40 @@ impl Transport for StableTimeouts {
     }
 
     fn transmit_output(&mut self, amount: usize, timeout: NextTimeout) -> Result<(), ureq::Error> {
+        // Marked before the write: a write that fails part-way may still have delivered.
+        if amount > 0 {
+            WROTE.set(true);
+        }
+        if self.passthrough {
+            return self.inner.transmit_output(amount, timeout);
+        }
         self.just_used = true;
         let t = self.write.stabilize(timeout);
         self.inner.transmit_output(amount, t)
     }
 
     fn maybe_await_input(&mut self, timeout: NextTimeout) -> Result<bool, ureq::Error> {
+        if self.passthrough {
+            return self.inner.maybe_await_input(timeout);
+        }
         self.just_used = true;
         let t = self.read.stabilize(timeout);
         self.inner.maybe_await_input(t)
     }
 
     fn await_input(&mut self, timeout: NextTimeout) -> Result<bool, ureq::Error> {
+        if self.passthrough {
+            return self.inner.await_input(timeout);
+        }
         self.just_used = true;
         let t = self.read.stabilize(timeout);
         self.inner.await_input(t)
     }
 
     fn is_open(&mut self) -> bool {
+        if self.passthrough {
+            return self.inner.is_open();
+        }
         std::mem::take(&mut self.just_used) || self.inner.is_open()
     }
 

@@ -180,7 +180,9 @@ fn connection_refused_is_a_transport_error_that_sent_nothing() {
     assert_eq!(err.status(), None);
     assert_eq!(
         err.to_string(),
-        "transport error: the connection was refused; the sms was not sent"
+        format!(
+            "transport error: could not connect to {port}: the connection was refused; the sms was not sent"
+        )
     );
     // The underlying I/O error is reachable through source().
     assert!(err.source().unwrap().to_string().contains("refused"));

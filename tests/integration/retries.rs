@@ -426,6 +426,9 @@ fn a_failed_tls_handshake_was_not_sent_and_is_retried_even_without_a_key() {
     assert!(!err.may_have_been_sent(), "{err}");
     assert_eq!(
         err.to_string(),
-        "transport error: the connection could not be opened; the sms was not sent after 3 attempts"
+        format!(
+            "transport error: could not connect to {addr}: the connection closed while it was being \
+             opened; the sms was not sent after 3 attempts"
+        )
     );
 }

@@ -138,8 +138,9 @@ fn every_violation_is_reported_at_once() {
         err.to_string(),
         "invalid request, nothing was sent: body.from: field required; body.to: must not be blank; \
          body.text: must not be blank; leave it unset to let the assistant greet or generate the text; \
-         body.conversation_metadata. : metadata keys must not be empty"
+         and 1 more"
     );
+    assert_eq!(err.violation_count(), 4);
     assert_eq!(err.violations()[0].path(), ["body", "from"]);
 }
 

@@ -1,0 +1,294 @@
+//! The builder: every setting of a [`Client`], checked once by [`ClientBuilder::build`].
+
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use ureq::Agent;
+
+use crate::api_key::ApiKey;
+use crate::client::{API_KEY_ENV, BASE_URL_ENV, Client, DEFAULT_BASE_URL, Inner, USER_AGENT};
+use crate::error::Error;
+use crate::proxy::{ProxyChoice, resolve_proxy};
+use crate::resolver::CachingResolver;
+use crate::transport::StableTimeoutConnector;
+use crate::url::{check_base_url, redact_userinfo};
+
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
+const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+const DEFAULT_MAX_RETRIES: u32 = 2;
+
+/// Where a setting came from, so a configuration error can name what to fix.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Origin {
+    Unset,
+    Builder,
+    Env,
+}
+
+/// Configures a [`Client`]. Start from [`Client::builder`] or [`ClientBuilder::from_env`].
+///
+/// Every setter consumes and returns the builder; [`build`](ClientBuilder::build) checks the
+/// whole configuration.
+#[derive(Clone)]
+pub struct ClientBuilder {
+    api_key: Option<ApiKey>,
+    key_origin: Origin,
+    base_url: String,
+    base_url_origin: Origin,
+    env_problem: Option<String>,
+    timeout: Duration,
+    connect_timeout: Duration,
+    max_retries: u32,
+    auto_idempotency_key: bool,
+    retry_ambiguous: bool,
+    proxy: ProxyChoice,
+}
+
+impl fmt::Debug for ClientBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ClientBuilder")
+            .field("api_key", &self.api_key)
+            .field("base_url", &redact_userinfo(&self.base_url))
+            .field("proxy", &self.proxy)
+            .field("timeout", &self.timeout)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("max_retries", &self.max_retries)
+            .field("auto_idempotency_key", &self.auto_idempotency_key)
+            .field("retry_ambiguous", &self.retry_ambiguous)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for ClientBuilder {
+    fn default() -> Self {
+        ClientBuilder {
+            api_key: None,
+            key_origin: Origin::Unset,
+            base_url: DEFAULT_BASE_URL.to_owned(),
+            base_url_origin: Origin::Unset,
+            env_problem: None,
+            timeout: DEFAULT_TIMEOUT,
+            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+            max_retries: DEFAULT_MAX_RETRIES,
+            auto_idempotency_key: true,
+            retry_ambiguous: false,
+            proxy: ProxyChoice::FromEnv,
+        }
+    }
+}
+
+impl ClientBuilder {
+    /// A builder with every default and no API key.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// A builder that takes the API key from `TELNYX_API_KEY` and, when set and not empty,
+    /// the base URL from `TELNYX_BASE_URL`, read now. Later setters override both.
+    ///
+    /// A missing key is reported by [`build`](Self::build), not here.
+    pub fn from_env() -> Self {
+        let mut b = Self::default();
+        match std::env::var(API_KEY_ENV) {
+            Ok(key) => {
+                b.api_key = Some(ApiKey::new(key));
+                b.key_origin = Origin::Env;
+            }
+            Err(std::env::VarError::NotPresent) => b.key_origin = Origin::Env,
+            Err(std::env::VarError::NotUnicode(_)) => {
+                b.env_problem = Some(format!("{API_KEY_ENV} is not valid unicode"));
+            }
+        }
+        match std::env::var(BASE_URL_ENV) {
+            Ok(url) if !url.trim().is_empty() => {
+                b.base_url = url.trim().to_owned();
+                b.base_url_origin = Origin::Env;
+            }
+            Ok(_) | Err(std::env::VarError::NotPresent) => {}
+            Err(std::env::VarError::NotUnicode(_)) => {
+                b.env_problem = Some(format!("{BASE_URL_ENV} is not valid unicode"));
+            }
+        }
+        b
+    }
+
+    /// The Telnyx API key (V2), sent as `Authorization: Bearer KEY`.
+    ///
+    /// It is kept in a type whose `Debug` prints `[REDACTED]`. Defaults to none: `build`
+    /// fails without one (except from [`from_env`](Self::from_env), which reads
+    /// `TELNYX_API_KEY`).
+    pub fn api_key(mut self, key: impl Into<String>) -> Self {
+        self.api_key = Some(ApiKey::new(key.into()));
+        self.key_origin = Origin::Builder;
+        self
+    }
+
+    /// The API's base URL, up to and including the version: `https://api.telnyx.com/v2`.
+    ///
+    /// A trailing slash changes nothing. It must be `https`, or `http` to a loopback host
+    /// (`127.0.0.0/8`, `[::1]`, `localhost`), so the key never travels in clear text to
+    /// another machine. Defaults to [`DEFAULT_BASE_URL`] (or `TELNYX_BASE_URL` with
+    /// [`from_env`](Self::from_env)).
+    pub fn base_url(mut self, url: impl Into<String>) -> Self {
+        self.base_url = url.into();
+        self.base_url_origin = Origin::Builder;
+        self
+    }
+
+    /// The most one attempt may take, from resolving the host to reading the last byte of the
+    /// answer. Retries each get the full time again.
+    ///
+    /// Defaults to 60 seconds, as the official SDKs do.
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// The most that opening a connection may take (TCP, proxy and TLS handshake), within
+    /// [`timeout`](Self::timeout). A connection that times out here never carried the request,
+    /// so it is always retried.
+    ///
+    /// Defaults to 5 seconds, as the official SDKs do.
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
+        self
+    }
+
+    /// How many times a failed attempt may be retried (so at most `n + 1` requests), following
+    /// the rules in the crate docs: only what cannot have been delivered, or what the
+    /// idempotency key makes safe. `0` disables retries.
+    ///
+    /// Defaults to 2.
+    pub fn max_retries(mut self, n: u32) -> Self {
+        self.max_retries = n;
+        self
+    }
+
+    /// Whether a send without a caller-chosen key gets a fresh random `Idempotency-Key`
+    /// (128 bits), the same on each of its retries. With `false`, only a key set through
+    /// [`SendSmsRequest::idempotency_key`] is sent, and ambiguous failures of keyless sends are
+    /// not retried.
+    ///
+    /// Defaults to `true`.
+    pub fn auto_idempotency_key(mut self, enabled: bool) -> Self {
+        self.auto_idempotency_key = enabled;
+        self
+    }
+
+    /// Also retry ambiguous failures (a 500/502/504/409, or no complete answer) of a send that
+    /// carries no idempotency key. The server may then have sent the SMS already, and the
+    /// retry sends it again: only for callers who prefer a duplicate to a lost message.
+    ///
+    /// Defaults to `false`.
+    pub fn retry_ambiguous(mut self, enabled: bool) -> Self {
+        self.retry_ambiguous = enabled;
+        self
+    }
+
+    /// Sends through this proxy (`http://[user:password@]host:port`; also `https://`), whatever
+    /// the environment says.
+    ///
+    /// Only `http://` and `https://` (CONNECT) proxies are supported. With an `http` base URL
+    /// (loopback only), the proxy must be on loopback too, so the key cannot travel in clear
+    /// text to another machine.
+    ///
+    /// Defaults to the environment, as curl reads it: `HTTPS_PROXY` then `ALL_PROXY` (upper or
+    /// lower case), unless `NO_PROXY` lists the host; an `http` (loopback) base URL is always
+    /// reached directly.
+    pub fn proxy(mut self, url: impl Into<String>) -> Self {
+        self.proxy = ProxyChoice::Url(url.into());
+        self
+    }
+
+    /// Connects directly, ignoring any proxy in the environment. Tests against a local
+    /// server should use this, so that a proxy variable cannot redirect them.
+    ///
+    /// Defaults to off (the environment is honoured).
+    pub fn no_proxy(mut self) -> Self {
+        self.proxy = ProxyChoice::None;
+        self
+    }
+
+    /// Checks the configuration and builds the client.
+    ///
+    /// # Errors
+    ///
+    /// An [`ErrorKind::Config`](crate::ErrorKind::Config) error naming the problem when the API
+    /// key is missing or malformed, the base URL does not parse, is not `https` (nor `http` to
+    /// a loopback host), has credentials or a query, a timeout is zero, or the proxy URL is
+    /// invalid.
+    pub fn build(self) -> Result<Client, Error> {
+        if let Some(problem) = self.env_problem {
+            return Err(Error::config(problem));
+        }
+        let key_name = match self.key_origin {
+            Origin::Env => API_KEY_ENV,
+            _ => "api key",
+        };
+        let Some(api_key) = self.api_key else {
+            return Err(Error::config(match self.key_origin {
+                Origin::Env => format!("no api key: {API_KEY_ENV} is not set"),
+                _ => format!("no api key: set {API_KEY_ENV} or pass one to ClientBuilder::api_key"),
+            }));
+        };
+        if let Some(problem) = api_key.problem() {
+            return Err(Error::config(format!("the {key_name} {problem}")));
+        }
+        let url_name = match self.base_url_origin {
+            Origin::Env => BASE_URL_ENV,
+            _ => "base url",
+        };
+        let (base_url, uri) = check_base_url(&self.base_url, url_name)?;
+        if self.timeout.is_zero() {
+            return Err(Error::config("the timeout must be greater than zero"));
+        }
+        if self.connect_timeout.is_zero() {
+            return Err(Error::config(
+                "the connect timeout must be greater than zero",
+            ));
+        }
+        let proxy = resolve_proxy(&self.proxy, &uri)?;
+        let proxy_names = proxy
+            .as_ref()
+            .map(|p| (p.shown.clone(), p.authority.clone()));
+
+        let config = Agent::config_builder()
+            // 4xx/5xx come back as responses, so their headers and bodies are kept.
+            .http_status_as_error(false)
+            .timeout_global(Some(self.timeout))
+            .timeout_connect(Some(self.connect_timeout.min(self.timeout)))
+            .user_agent(USER_AGENT)
+            // A redirect of this POST is unexpected: report it rather than follow it.
+            .max_redirects(0)
+            .proxy(proxy.map(|p| p.proxy))
+            // Keep enough idle connections for a client shared by a few threads.
+            .max_idle_connections(16)
+            .max_idle_connections_per_host(16)
+            .build();
+        // Both parts keep the timeouts from costing anything per send: see resolver.rs and
+        // transport.rs.
+        let agent = Agent::with_parts(
+            config,
+            StableTimeoutConnector::default(),
+            CachingResolver::default(),
+        );
+
+        static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+        Ok(Client::from_inner(Inner {
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+            agent,
+            authorization: api_key.bearer(),
+            endpoint_prefix: format!("{base_url}/ai/assistants/"),
+            target: crate::url::authority(&uri),
+            base_url,
+            proxy: proxy_names,
+            trust: "built-in Mozilla roots (webpki-roots)".to_owned(),
+            timeout: self.timeout,
+            connect_timeout: self.connect_timeout,
+            max_retries: self.max_retries,
+            auto_idempotency_key: self.auto_idempotency_key,
+            retry_ambiguous: self.retry_ambiguous,
+        }))
+    }
+}

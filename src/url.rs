@@ -1,0 +1,294 @@
+//! URL checks shared by the builder and the proxy code: the base URL rules, loopback hosts,
+//! proxy URLs (parsed by hand, so that a password with `/` or `@` in it is neither shown nor
+//! misread), and `host:port` for messages.
+
+use ureq::http::Uri;
+
+use crate::error::Error;
+
+/// `127.0.0.0/8`, `::1` (bracketed or not) and `localhost`, in any case.
+pub(crate) fn is_loopback(host: &str) -> bool {
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    bare.eq_ignore_ascii_case("localhost")
+        || bare
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
+/// `host:port` of a URI, with the scheme's default port when none is given: how messages
+/// name the other end of a connection.
+pub(crate) fn authority(uri: &Uri) -> String {
+    let host = uri.host().unwrap_or("");
+    let port = uri.port_u16().unwrap_or(match uri.scheme_str() {
+        Some("http") => 80,
+        _ => 443,
+    });
+    format!("{host}:{port}")
+}
+
+/// Checks a base URL; returns it without trailing slashes, and parsed. `name` is what the
+/// messages call it (`base url`, or the environment variable it came from).
+pub(crate) fn check_base_url(raw: &str, name: &str) -> Result<(String, Uri), Error> {
+    let bad = |why: &str| Error::config(format!("the {name} {why}"));
+    let trimmed = raw.trim().trim_end_matches('/');
+    let uri: Uri = trimmed
+        .parse()
+        .map_err(|e| bad("is not a valid absolute url").with_source(e))?;
+    let (Some(scheme), Some(authority)) = (uri.scheme_str(), uri.authority()) else {
+        return Err(bad(
+            "is not a valid absolute url (expected https://host/path)",
+        ));
+    };
+    if authority.as_str().contains('@') {
+        return Err(bad("must not contain credentials (user:password@)"));
+    }
+    if uri.query().is_some() || trimmed.contains('#') {
+        return Err(bad("must not contain a query or a fragment"));
+    }
+    match scheme {
+        "https" => {
+            if !cfg!(feature = "rustls") {
+                return Err(bad(
+                    "is https, but this build has no tls: enable the `rustls` feature",
+                ));
+            }
+        }
+        "http" => {
+            if !is_loopback(authority.host()) {
+                return Err(bad(
+                    "uses plain http to a host that is not loopback: the api key would travel in clear text; use https",
+                ));
+            }
+        }
+        other => return Err(bad(&format!("has scheme `{other}`; use https"))),
+    }
+    Ok((trimmed.to_owned(), uri))
+}
+
+/// A proxy URL, taken apart: `[scheme://][user[:password]@]host[:port][/]`.
+#[derive(Clone, PartialEq, Eq)]
+pub(crate) struct ProxyUrl {
+    /// Lower case; `http` when the URL has none (as curl assumes).
+    pub(crate) scheme: String,
+    /// Percent-decoded.
+    pub(crate) user: Option<String>,
+    /// Percent-decoded.
+    pub(crate) password: Option<String>,
+    /// As written; an IPv6 address keeps its brackets.
+    pub(crate) host: String,
+    pub(crate) port: Option<u16>,
+}
+
+impl ProxyUrl {
+    /// Parses a proxy URL. The credentials end at the **last** `@`, so a password may hold
+    /// `/`, `@` or `:` (they should be percent-encoded, but often are not); the host part
+    /// ends at the first `/` after that.
+    pub(crate) fn parse(raw: &str) -> Result<ProxyUrl, &'static str> {
+        let raw = raw.trim();
+        let (scheme, rest) = match raw.find("://") {
+            Some(i) => (raw[..i].to_ascii_lowercase(), &raw[i + 3..]),
+            None => ("http".to_owned(), raw),
+        };
+        let (userinfo, hostport) = match rest.rfind('@') {
+            Some(at) => (Some(&rest[..at]), &rest[at + 1..]),
+            None => (None, rest),
+        };
+        let hostport = hostport.split(['/', '?', '#']).next().unwrap_or("");
+        let (host, port) = split_host_port(hostport)?;
+        let (user, password) = match userinfo {
+            None => (None, None),
+            Some(u) => {
+                let (user, pass) = match u.split_once(':') {
+                    Some((user, pass)) => (user, Some(pass)),
+                    None => (u, None),
+                };
+                (
+                    Some(percent_decode(user)?),
+                    pass.map(percent_decode).transpose()?,
+                )
+            }
+        };
+        Ok(ProxyUrl {
+            scheme,
+            user,
+            password,
+            host: host.to_owned(),
+            port,
+        })
+    }
+
+    /// `scheme://host:port`, with `***@` where credentials were: safe to show.
+    pub(crate) fn shown(&self) -> String {
+        let creds = if self.user.is_some() { "***@" } else { "" };
+        match self.port {
+            Some(p) => format!("{}://{creds}{}:{p}", self.scheme, self.host),
+            None => format!("{}://{creds}{}", self.scheme, self.host),
+        }
+    }
+
+    /// `host:port` (the scheme's default port when none was given).
+    pub(crate) fn authority(&self) -> String {
+        let port = self
+            .port
+            .unwrap_or(if self.scheme == "https" { 443 } else { 80 });
+        format!("{}:{port}", self.host)
+    }
+}
+
+fn split_host_port(s: &str) -> Result<(&str, Option<u16>), &'static str> {
+    let (host, port) = if let Some(rest) = s.strip_prefix('[') {
+        let end = rest.find(']').ok_or("has an unclosed `[` in its host")?;
+        let host = &s[..end + 2];
+        match &rest[end + 1..] {
+            "" => (host, None),
+            p => (host, Some(p.strip_prefix(':').ok_or("has text after `]`")?)),
+        }
+    } else {
+        match s.rsplit_once(':') {
+            Some((h, p)) => (h, Some(p)),
+            None => (s, None),
+        }
+    };
+    if host.is_empty() || host == "[]" {
+        return Err("has no host");
+    }
+    if host
+        .bytes()
+        .any(|b| b.is_ascii_control() || b == b' ' || b == b'@' || b == b'%')
+    {
+        return Err("has an invalid host");
+    }
+    let port = match port {
+        None | Some("") => None,
+        Some(p) => Some(p.parse::<u16>().map_err(|_| "has an invalid port")?),
+    };
+    Ok((host, port))
+}
+
+fn percent_decode(s: &str) -> Result<String, &'static str> {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = bytes
+                .get(i + 1..i + 3)
+                .and_then(|h| std::str::from_utf8(h).ok())
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+                .ok_or("has a malformed %-escape in its credentials")?;
+            out.push(hex);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).map_err(|_| "has credentials that are not valid UTF-8")
+}
+
+/// A URL with any credentials replaced by `***`, for messages and `Debug`. Uses the proxy
+/// parser's rule (credentials end at the last `@`), so nothing of a password is ever shown;
+/// when the URL cannot be parsed, everything up to the last `@` is hidden.
+pub(crate) fn redact_userinfo(url: &str) -> String {
+    if !url.contains('@') {
+        return url.to_owned();
+    }
+    match ProxyUrl::parse(url) {
+        Ok(p) if url.trim().contains("://") => {
+            let path_start = url.rfind('@').map_or(0, |at| at + 1);
+            let tail = &url[path_start..];
+            let path = tail.find('/').map_or("", |i| &tail[i..]);
+            format!("{}{path}", p.shown())
+        }
+        _ => match url.rfind('@') {
+            Some(at) => match url.find("://") {
+                Some(s) if s < at => format!("{}***{}", &url[..s + 3], &url[at..]),
+                _ => format!("***{}", &url[at..]),
+            },
+            None => url.to_owned(),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loopback_hosts() {
+        for h in [
+            "127.0.0.1",
+            "127.1.2.3",
+            "[::1]",
+            "::1",
+            "localhost",
+            "LOCALHOST",
+        ] {
+            assert!(is_loopback(h), "{h}");
+        }
+        for h in ["10.0.0.1", "example.com", "[::2]", "localhost.example.com"] {
+            assert!(!is_loopback(h), "{h}");
+        }
+    }
+
+    #[test]
+    fn proxy_urls_with_awkward_passwords() {
+        let p = ProxyUrl::parse("http://user:pa/ss@word@proxy.example:3128/").unwrap();
+        assert_eq!(p.user.as_deref(), Some("user"));
+        assert_eq!(p.password.as_deref(), Some("pa/ss@word"));
+        assert_eq!(p.host, "proxy.example");
+        assert_eq!(p.port, Some(3128));
+        assert_eq!(p.shown(), "http://***@proxy.example:3128");
+
+        let p = ProxyUrl::parse("HTTPS://u%3Ax:p%2Fw@[::1]:8443").unwrap();
+        assert_eq!(p.scheme, "https");
+        assert_eq!(p.user.as_deref(), Some("u:x"));
+        assert_eq!(p.password.as_deref(), Some("p/w"));
+        assert_eq!(p.host, "[::1]");
+        assert_eq!(p.authority(), "[::1]:8443");
+
+        let p = ProxyUrl::parse("proxy:3128").unwrap();
+        assert_eq!((p.scheme.as_str(), p.port), ("http", Some(3128)));
+        assert_eq!(
+            ProxyUrl::parse("http://proxy").unwrap().authority(),
+            "proxy:80"
+        );
+
+        for bad in [
+            "http://",
+            "http://u:p@",
+            "http://h:99999",
+            "http://[::1",
+            "http://u:%zz@h:1",
+        ] {
+            assert!(ProxyUrl::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn userinfo_is_redacted() {
+        assert_eq!(
+            redact_userinfo("http://u:pw@proxy:3128"),
+            "http://***@proxy:3128"
+        );
+        assert_eq!(
+            redact_userinfo("http://u:p/w@proxy:3128/"),
+            "http://***@proxy:3128/"
+        );
+        assert_eq!(redact_userinfo("u:pw@proxy:3128"), "***@proxy:3128");
+        assert_eq!(
+            redact_userinfo("https://u:s3cr/et@api.example/v2"),
+            "https://***@api.example/v2"
+        );
+        assert_eq!(redact_userinfo("http://proxy:3128"), "http://proxy:3128");
+        // Unparseable: everything up to the last `@` goes.
+        assert_eq!(redact_userinfo("http://a:b/c@"), "http://***@");
+        for url in ["http://u:pa/ss@word@h:1", "x://u:secret/@h:99999"] {
+            let shown = redact_userinfo(url);
+            assert!(
+                !shown.contains("pa/ss") && !shown.contains("secret"),
+                "{shown}"
+            );
+        }
+    }
+}
