@@ -469,7 +469,7 @@ impl Client {
                         code,
                     )
                     .with_request_id(request_id)
-                    .with_body(String::from_utf8_lossy(&body).into_owned())
+                    .with_body(into_text(body))
                     .with_source(e),
                 )),
             };
@@ -483,7 +483,7 @@ impl Client {
         let server_wait = retry::server_wait(header("retry-after-ms"), header("retry-after"));
         // The body of an error is informative only: keep what arrived, even if cut off.
         let body = match read_capped(resp.body_mut()) {
-            Ok((b, _)) => Some(String::from_utf8_lossy(&b).into_owned()),
+            Ok((b, _)) => Some(into_text(b)),
             Err(_) => None,
         };
         let mut what = format!(
@@ -606,6 +606,11 @@ fn summarize(p: &crate::response::ParsedErrorBody) -> Option<String> {
         (_, true) => None,
         (_, false) => Some(Clean(&out, 400).to_string()),
     }
+}
+
+/// The body as text, without a copy when it is valid UTF-8 (as it nearly always is).
+fn into_text(body: Vec<u8>) -> String {
+    String::from_utf8(body).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
 }
 
 /// Reads at most [`MAX_BODY_BYTES`]; the flag says the body was longer (the rest is not read).

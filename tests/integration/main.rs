@@ -1,14 +1,20 @@
 //! Integration tests: one binary (linking is the slow part), one module per concern.
 //! Every server here listens on 127.0.0.1; nothing talks to the real API.
 
+mod alloc;
 mod support;
+
+#[global_allocator]
+static ALLOC: alloc::Counting = alloc::Counting;
 
 #[cfg(feature = "cli")]
 mod cli;
 mod config;
 mod env;
 mod errors;
+mod hostile;
 mod load;
+mod phases;
 mod retries;
 mod validation;
 mod wire;

@@ -185,3 +185,58 @@ fn request_loaded_from_json_is_sent_as_given() {
     client(&server).send_sms("asst-1", &req).unwrap();
     m.assert();
 }
+
+#[test]
+fn a_request_kept_as_json_keeps_its_key_but_the_body_never_carries_it() {
+    let req = SendSmsRequest::new("+15550001111", "+15550002222")
+        .text("Hi")
+        .idempotency_key("order-1042");
+    let kept = serde_json::to_string(&req).unwrap();
+    assert_eq!(
+        kept,
+        r#"{"from":"+15550001111","to":"+15550002222","text":"Hi","idempotency_key":"order-1042"}"#
+    );
+    let back: SendSmsRequest = serde_json::from_str(&kept).unwrap();
+    assert_eq!(back, req);
+
+    let mut server = mockito::Server::new();
+    let m = server
+        .mock("POST", PATH)
+        .match_header("idempotency-key", "order-1042")
+        .match_body(Matcher::Exact(
+            r#"{"from":"+15550001111","to":"+15550002222","text":"Hi"}"#.into(),
+        ))
+        .with_body(r#"{"conversation_id":"conv-1"}"#)
+        .expect(1)
+        .create();
+    let res = client(&server).send_sms("asst-1", &back).unwrap();
+    m.assert();
+    assert_eq!(
+        (res.attempts, res.conversation_id.as_deref()),
+        (1, Some("conv-1"))
+    );
+}
+
+#[test]
+fn unsigned_and_json_metadata_go_through_try_metadata() {
+    use telnyx_assistant_sms::serde_json as sj;
+    let req = SendSmsRequest::new("+1", "+2")
+        .try_metadata("count", 7usize)
+        .unwrap()
+        .try_metadata("flag", sj::json!(true))
+        .unwrap()
+        .try_metadata("name", "x")
+        .unwrap();
+    assert_eq!(req.conversation_metadata["count"].as_i64(), Some(7));
+    assert_eq!(req.conversation_metadata["flag"].as_bool(), Some(true));
+    assert_eq!(req.conversation_metadata["name"].as_str(), Some("x"));
+    assert_eq!(req.conversation_metadata["name"].as_i64(), None);
+    let err = SendSmsRequest::new("+1", "+2")
+        .try_metadata("n", sj::json!(1.5))
+        .unwrap_err();
+    assert_eq!(err.found(), "float");
+    let err = SendSmsRequest::new("+1", "+2")
+        .try_metadata("n", u64::MAX)
+        .unwrap_err();
+    assert_eq!(err.found(), "integer out of range");
+}
