@@ -1,4 +1,107 @@
-#![doc = include_str!("../README.md")]
+//! A blocking, synchronous client for one Telnyx call, *Assistant SMS Chat*
+//! (`POST /v2/ai/assistants/{assistant_id}/chat/sms`): the assistant sends an SMS (your text,
+//! else its greeting on a first message, else text it generates) and you get the
+//! `conversation_id` back.
+//!
+//! It is made for command-line programs, scripts and services that do not run an async
+//! runtime: no tokio, no futures, one small HTTP stack ([ureq](https://docs.rs/ureq) 3 with
+//! rustls), `serde` and `serde_json`. Every request is validated before a byte is sent, every
+//! failure is a typed [`Error`] that keeps what the server said, and retries are safe by
+//! design: every send carries an idempotency key, and nothing that may already have been
+//! delivered is retried without one.
+//!
+//! ```no_run
+//! use std::time::Duration;
+//! use telnyx_assistant_sms::{Client, SendSmsRequest};
+//!
+//! let client = Client::builder()
+//!     .api_key(std::env::var("TELNYX_API_KEY").unwrap_or_default())
+//!     .timeout(Duration::from_secs(30))
+//!     .build()?;
+//! let req = SendSmsRequest::new("+15550001111", "+15550002222")
+//!     .text("Your table is ready")
+//!     .metadata("ticket", "T-1")   // string
+//!     .metadata("party_size", 4)   // integer (i64)
+//!     .metadata("vip", true)       // boolean
+//!     .idempotency_key("table-42-ready");
+//! let res = client.send_sms("assistant-id", &req)?;
+//! println!("conversation {:?} after {} attempt(s)", res.conversation_id, res.attempts);
+//! # Ok::<(), telnyx_assistant_sms::Error>(())
+//! ```
+//!
+//! Or one call configured from the environment (`TELNYX_API_KEY`, optionally
+//! `TELNYX_BASE_URL`): [`send_sms`]. The [repository's README][readme] also covers the
+//! `telnyx-sms` command-line tool (the `cli` feature), the test suite and the measured
+//! performance.
+//!
+//! [readme]: https://github.com/telnyx-assistant-sms/telnyx-assistant-sms#readme
+//!
+//! # Configuration
+//!
+//! | [`ClientBuilder`] option | environment variable | default |
+//! |---|---|---|
+//! | [`api_key`](ClientBuilder::api_key) | `TELNYX_API_KEY` | none: required |
+//! | [`base_url`](ClientBuilder::base_url) | `TELNYX_BASE_URL` | `https://api.telnyx.com/v2` |
+//! | [`timeout`](ClientBuilder::timeout): one whole attempt, connect to last byte | | 60 s |
+//! | [`connect_timeout`](ClientBuilder::connect_timeout): TCP + proxy + TLS handshake | | 5 s |
+//! | [`max_retries`](ClientBuilder::max_retries) (`0` disables) | | 2 |
+//! | [`auto_idempotency_key`](ClientBuilder::auto_idempotency_key) | | `true` |
+//! | [`retry_ambiguous`](ClientBuilder::retry_ambiguous) | | `false` |
+//! | [`proxy`](ClientBuilder::proxy) / [`no_proxy`](ClientBuilder::no_proxy) | `HTTPS_PROXY`, `ALL_PROXY`, `NO_PROXY` | from the environment |
+//!
+//! The environment variables are read only by [`Client::from_env`], [`ClientBuilder::from_env`]
+//! and [`send_sms`] (proxies: by every builder, as curl reads them). The base URL must be
+//! `https`, or `http` to a loopback host, so the key never travels in clear text to another
+//! machine. Response bodies are read up to 1 MiB ([`MAX_BODY_BYTES`]); redirects are not
+//! followed.
+//!
+//! # Validation
+//!
+//! Checked on every send (and by [`SendSmsRequest::validate`]), all at once, before anything
+//! is sent; each [`Violation`] names its field the way the server's 422 does:
+//!
+//! | field | rule | code |
+//! |---|---|---|
+//! | `path.assistant_id` | not blank; at most 256 bytes; not `.` or `..` | `blank`, `too_long`, `dot_segment` |
+//! | `body.from`, `body.to` | present, not blank, no control characters | `missing`, `blank`, `control_character` |
+//! | `body.text` | when set, not blank | `blank` |
+//! | `body.conversation_metadata.KEY` | key not empty; values only string, integer or boolean ([`MetadataValue`]) | `blank` |
+//! | `header.Idempotency-Key` | when set, 1–255 characters of `A-Z a-z 0-9 _ -` | `invalid_idempotency_key` |
+//!
+//! # Errors
+//!
+//! [`Error::kind`] says what to do: [`Config`](ErrorKind::Config) and
+//! [`Validation`](ErrorKind::Validation) (fix it; nothing was sent), [`Api`](ErrorKind::Api)
+//! (the server answered with an error status: [`Error::status`], [`Error::api_errors`],
+//! [`Error::violations`], [`Error::request_id`]), [`Transport`](ErrorKind::Transport) (no
+//! usable answer) and [`Decode`](ErrorKind::Decode) (a 2xx whose body could not be read: the
+//! SMS is on its way). `Display` is one line; a server's text in it is escaped and cut, so the
+//! line stays under 1,000 characters.
+//!
+//! [`Error::may_have_been_sent`] is `false` only when it is proven: every attempt either
+//! never reached the server (no connection, or a failure before a byte of the request was
+//! written) or was refused before the server acted (a `4xx` other than `409`, or `503`).
+//! Anything after the request was written is "may have been sent".
+//!
+//! # Retries
+//!
+//! Every send carries an `Idempotency-Key` (yours, or 128 random bits), the same on each
+//! retry, so the server delivers at most once per key. Failures before the request was written,
+//! `408`, `429` and `503` are always retried; failures after it was written, `409`, `500`,
+//! `502` and `504` only under a key; certificate failures, other `4xx`, redirects and other
+//! `5xx` never. Waits: backoff from 0.5 s doubling to 8 s with jitter, or the server's
+//! `retry-after-ms` / `Retry-After` up to 60 s (a longer one ends the send at once, with
+//! [`Error::retry_after`] set).
+//!
+//! # Crate features
+//!
+//! - `rustls` (default): HTTPS through rustls (ring) with Mozilla's roots compiled in.
+//!   Without it only `http` to a loopback host works.
+//! - `cli`: the `telnyx-sms` command-line tool.
+//!
+//! # Minimum supported Rust version
+//!
+//! Rust 1.85.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 #![warn(missing_debug_implementations)]
@@ -18,6 +121,12 @@ mod transport;
 mod url;
 
 use std::sync::OnceLock;
+
+/// The README's examples are compiled and run as doctests too, so it cannot drift from the
+/// crate. (The crate's own docs, above, are what docs.rs shows.)
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
 
 pub use builder::ClientBuilder;
 pub use client::{
