@@ -435,20 +435,8 @@ impl fmt::Display for Error {
                 f.write_str("invalid request, nothing was sent: ")?;
                 write_violations(f, &i.violations, i.violation_count)?;
             }
-            ErrorKind::Api => {
-                write!(f, "api error: {}", i.what)?;
-                if i.may_have_been_sent {
-                    f.write_str("; the sms may have been sent")?;
-                }
-            }
-            ErrorKind::Transport => {
-                write!(f, "transport error: {}; the sms ", i.what)?;
-                f.write_str(if i.may_have_been_sent {
-                    "may have been sent"
-                } else {
-                    "was not sent"
-                })?;
-            }
+            ErrorKind::Api => write!(f, "api error: {}", i.what)?,
+            ErrorKind::Transport => write!(f, "transport error: {}", i.what)?,
             ErrorKind::Decode => write!(
                 f,
                 "could not read the api's answer to an accepted request: {}",
@@ -457,6 +445,15 @@ impl fmt::Display for Error {
         }
         if let Some(id) = &i.request_id {
             write!(f, " (request id {})", Clean(id, 80))?;
+        }
+        match i.kind {
+            ErrorKind::Transport if !i.may_have_been_sent => {
+                f.write_str("; the sms was not sent")?
+            }
+            ErrorKind::Transport | ErrorKind::Api if i.may_have_been_sent => {
+                f.write_str("; the sms may have been sent")?
+            }
+            _ => {}
         }
         if i.attempts > 1 {
             write!(f, " after {} attempts", i.attempts)?;

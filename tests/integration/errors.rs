@@ -122,7 +122,7 @@ fn internal_server_error_may_have_sent() {
     assert!(err.may_have_been_sent());
     assert_eq!(
         err.to_string(),
-        "api error: http 500 internal server error: Internal error; the sms may have been sent (request id req-err-1)"
+        "api error: http 500 internal server error: Internal error (request id req-err-1); the sms may have been sent"
     );
 }
 
@@ -136,7 +136,7 @@ fn bad_gateway_with_an_html_page_keeps_the_page() {
     assert!(err.api_errors().is_empty() && err.violations().is_empty());
     assert_eq!(
         err.to_string(),
-        "api error: http 502 bad gateway; the sms may have been sent (request id req-err-1)"
+        "api error: http 502 bad gateway (request id req-err-1); the sms may have been sent"
     );
 }
 

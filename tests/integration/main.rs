@@ -10,6 +10,7 @@ static ALLOC: alloc::Counting = alloc::Counting;
 #[cfg(feature = "cli")]
 mod cli;
 mod config;
+mod diagnostics;
 mod env;
 mod errors;
 mod hostile;
