@@ -5,12 +5,15 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use ureq::Agent;
+#[cfg(feature = "rustls")]
+use ureq::tls::TlsConfig;
 
 use crate::api_key::ApiKey;
 use crate::client::{API_KEY_ENV, BASE_URL_ENV, Client, DEFAULT_BASE_URL, Inner, USER_AGENT};
 use crate::error::Error;
 use crate::proxy::{ProxyChoice, resolve_proxy};
 use crate::resolver::CachingResolver;
+use crate::tls::{TrustChoice, resolve_trust};
 use crate::transport::StableTimeoutConnector;
 use crate::url::{check_base_url, redact_userinfo};
 
@@ -43,6 +46,7 @@ pub struct ClientBuilder {
     auto_idempotency_key: bool,
     retry_ambiguous: bool,
     proxy: ProxyChoice,
+    trust: TrustChoice,
 }
 
 impl fmt::Debug for ClientBuilder {
@@ -51,6 +55,7 @@ impl fmt::Debug for ClientBuilder {
             .field("api_key", &self.api_key)
             .field("base_url", &redact_userinfo(&self.base_url))
             .field("proxy", &self.proxy)
+            .field("trust", &self.trust)
             .field("timeout", &self.timeout)
             .field("connect_timeout", &self.connect_timeout)
             .field("max_retries", &self.max_retries)
@@ -74,6 +79,7 @@ impl Default for ClientBuilder {
             auto_idempotency_key: true,
             retry_ambiguous: false,
             proxy: ProxyChoice::FromEnv,
+            trust: TrustChoice::FromEnv,
         }
     }
 }
@@ -210,14 +216,51 @@ impl ClientBuilder {
         self
     }
 
+    /// Trusts exactly the certificates in this PEM bundle (one or many
+    /// `-----BEGIN CERTIFICATE-----` blocks) instead of the built-in roots: for a
+    /// TLS-inspecting corporate proxy whose certificate authority signs what it forwards, or a
+    /// local HTTPS stand-in of the API.
+    ///
+    /// ```no_run
+    /// use telnyx_assistant_sms::Client;
+    ///
+    /// let pem = std::fs::read("/etc/ssl/corporate-root.pem").expect("the corporate root");
+    /// let client = Client::builder().api_key("KEY").root_certificates_pem(pem).build()?;
+    /// # Ok::<(), telnyx_assistant_sms::Error>(())
+    /// ```
+    ///
+    /// Defaults to the environment: the PEM file named by `SSL_CERT_FILE` and the `*.pem` and
+    /// `*.crt` files in the directories (`:`-separated) named by `SSL_CERT_DIR`, as OpenSSL,
+    /// curl, Python and Go read them; when neither is set, Mozilla's roots compiled into the
+    /// crate (`webpki-roots`). Calling this (or `platform_roots`) overrides both; the last
+    /// call wins.
+    pub fn root_certificates_pem(mut self, pem: impl AsRef<[u8]>) -> Self {
+        self.trust = TrustChoice::Pem(pem.as_ref().into());
+        self
+    }
+
+    /// Verifies certificates with the operating system's trust store (rustls-platform-verifier:
+    /// the system's certificate store and, on Linux, its CA bundle), for machines where IT
+    /// installs the corporate root there. Requires the `platform-verifier` feature.
+    ///
+    /// Defaults to off: see [`root_certificates_pem`](Self::root_certificates_pem) for the
+    /// default. The last of this and `root_certificates_pem` wins.
+    #[cfg(feature = "platform-verifier")]
+    pub fn platform_roots(mut self) -> Self {
+        self.trust = TrustChoice::Platform;
+        self
+    }
+
     /// Checks the configuration and builds the client.
     ///
     /// # Errors
     ///
     /// An [`ErrorKind::Config`](crate::ErrorKind::Config) error naming the problem when the API
     /// key is missing or malformed, the base URL does not parse, is not `https` (nor `http` to
-    /// a loopback host), has credentials or a query, a timeout is zero, or the proxy URL is
-    /// invalid.
+    /// a loopback host), has credentials or a query, a timeout is zero, the proxy URL is
+    /// invalid, or the trusted certificates cannot be loaded: a `root_certificates_pem`
+    /// bundle, or the file or directory named by `SSL_CERT_FILE` / `SSL_CERT_DIR` (for an
+    /// `https` base URL), that cannot be read or parsed or holds no certificate.
     pub fn build(self) -> Result<Client, Error> {
         if let Some(problem) = self.env_problem {
             return Err(Error::config(problem));
@@ -252,6 +295,13 @@ impl ClientBuilder {
         let proxy_names = proxy
             .as_ref()
             .map(|p| (p.shown.clone(), p.authority.clone()));
+        // The environment's roots matter only to https; roots given in code are checked
+        // whatever the base URL, so a mistake in them shows at once.
+        let https = uri.scheme_str() == Some("https");
+        let trust = match &self.trust {
+            TrustChoice::FromEnv if !https => None,
+            choice => Some(resolve_trust(choice)?),
+        };
 
         let config = Agent::config_builder()
             // 4xx/5xx come back as responses, so their headers and bodies are kept.
@@ -264,8 +314,13 @@ impl ClientBuilder {
             .proxy(proxy.map(|p| p.proxy))
             // Keep enough idle connections for a client shared by a few threads.
             .max_idle_connections(16)
-            .max_idle_connections_per_host(16)
-            .build();
+            .max_idle_connections_per_host(16);
+        #[cfg(feature = "rustls")]
+        let config = match trust.as_ref().and_then(|t| t.roots.clone()) {
+            Some(roots) => config.tls_config(TlsConfig::builder().root_certs(roots).build()),
+            None => config,
+        };
+        let config = config.build();
         // Both parts keep the timeouts from costing anything per send: see resolver.rs and
         // transport.rs.
         let agent = Agent::with_parts(
@@ -283,7 +338,11 @@ impl ClientBuilder {
             target: crate::url::authority(&uri),
             base_url,
             proxy: proxy_names,
-            trust: "built-in Mozilla roots (webpki-roots)".to_owned(),
+            trust: match trust {
+                Some(t) => t.shown,
+                None if https => "built-in Mozilla roots (webpki-roots)".to_owned(),
+                None => "none needed (clear-text http to loopback)".to_owned(),
+            },
             timeout: self.timeout,
             connect_timeout: self.connect_timeout,
             max_retries: self.max_retries,

@@ -1,4 +1,215 @@
-//! TLS: what a handshake or certificate failure means, in words a user can act on.
+//! TLS: which certificates are trusted, and what a handshake or certificate failure means,
+//! in words a user can act on.
+
+use std::sync::Arc;
+
+use crate::error::Error;
+
+/// Where the trusted roots come from, as the builder was told.
+#[derive(Clone, Default)]
+pub(crate) enum TrustChoice {
+    /// `SSL_CERT_FILE` / `SSL_CERT_DIR` if set, else the built-in Mozilla roots.
+    #[default]
+    FromEnv,
+    /// Exactly the certificates of this PEM bundle.
+    Pem(Arc<[u8]>),
+    /// The operating system's verifier.
+    #[cfg(feature = "platform-verifier")]
+    Platform,
+}
+
+impl std::fmt::Debug for TrustChoice {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            TrustChoice::FromEnv => f.write_str("FromEnv"),
+            TrustChoice::Pem(pem) => write!(f, "Pem({} bytes)", pem.len()),
+            #[cfg(feature = "platform-verifier")]
+            TrustChoice::Platform => f.write_str("Platform"),
+        }
+    }
+}
+
+/// The roots a client will verify with: `None` for ureq's default (the built-in Mozilla
+/// roots), and how to show the choice in `Debug`.
+pub(crate) struct Trust {
+    #[cfg(feature = "rustls")]
+    pub(crate) roots: Option<ureq::tls::RootCerts>,
+    pub(crate) shown: String,
+}
+
+/// The PEM bundle variable, as OpenSSL, curl, Python and Go read it.
+pub(crate) const CERT_FILE_ENV: &str = "SSL_CERT_FILE";
+/// Directories (`:`-separated) whose `*.pem` and `*.crt` files are trusted.
+pub(crate) const CERT_DIR_ENV: &str = "SSL_CERT_DIR";
+
+const BUILT_IN: &str = "built-in Mozilla roots (webpki-roots)";
+
+/// Settles the trusted roots for an `https` client.
+pub(crate) fn resolve_trust(choice: &TrustChoice) -> Result<Trust, Error> {
+    match choice {
+        TrustChoice::Pem(pem) => {
+            let (certs, skipped) = certificates(pem, "the root_certificates_pem bundle")?;
+            Ok(specific(certs, skipped, "root_certificates_pem".to_owned()))
+        }
+        #[cfg(feature = "platform-verifier")]
+        TrustChoice::Platform => Ok(Trust {
+            roots: Some(ureq::tls::RootCerts::PlatformVerifier),
+            shown: "the operating system's trust store (platform verifier)".to_owned(),
+        }),
+        TrustChoice::FromEnv => from_env(),
+    }
+}
+
+fn env_path(name: &str) -> Result<Option<String>, Error> {
+    match std::env::var(name) {
+        Ok(v) if !v.trim().is_empty() => Ok(Some(v)),
+        Ok(_) | Err(std::env::VarError::NotPresent) => Ok(None),
+        Err(std::env::VarError::NotUnicode(_)) => {
+            Err(Error::config(format!("{name} is not valid unicode")))
+        }
+    }
+}
+
+fn from_env() -> Result<Trust, Error> {
+    let file = env_path(CERT_FILE_ENV)?;
+    let dirs = env_path(CERT_DIR_ENV)?;
+    if file.is_none() && dirs.is_none() {
+        return Ok(Trust {
+            #[cfg(feature = "rustls")]
+            roots: None,
+            shown: BUILT_IN.to_owned(),
+        });
+    }
+    let mut all = Vec::new();
+    let mut skipped = 0;
+    let mut from = Vec::new();
+    if let Some(path) = &file {
+        let what = format!("{CERT_FILE_ENV} ({})", crate::text::clean(path, 200));
+        let pem = std::fs::read(path).map_err(|e| {
+            Error::config(format!("{what} cannot be read: {}", io_words(&e))).with_source(e)
+        })?;
+        let (certs, s) = certificates(&pem, &what)?;
+        all.extend(certs);
+        skipped += s;
+        from.push(format!("{CERT_FILE_ENV}={}", crate::text::clean(path, 200)));
+    }
+    if let Some(dirs) = &dirs {
+        for dir in dirs.split(':').filter(|d| !d.is_empty()) {
+            let what = format!("{CERT_DIR_ENV} ({})", crate::text::clean(dir, 200));
+            let entries = std::fs::read_dir(dir).map_err(|e| {
+                Error::config(format!("{what} cannot be read: {}", io_words(&e))).with_source(e)
+            })?;
+            let mut paths: Vec<_> = entries
+                .filter_map(Result::ok)
+                .map(|e| e.path())
+                .filter(|p| {
+                    p.extension().is_some_and(|x| {
+                        x.eq_ignore_ascii_case("pem") || x.eq_ignore_ascii_case("crt")
+                    })
+                })
+                .collect();
+            paths.sort();
+            let mut found = 0;
+            for path in paths {
+                // A file that cannot be read or holds no certificate (a key, say) is skipped,
+                // as OpenSSL skips it; a directory with no certificate at all is an error.
+                let Ok(pem) = std::fs::read(&path) else {
+                    continue;
+                };
+                if let Ok((certs, s)) = certificates(&pem, "") {
+                    found += certs.len();
+                    all.extend(certs);
+                    skipped += s;
+                }
+            }
+            if found == 0 {
+                return Err(Error::config(format!(
+                    "{what} holds no *.pem or *.crt file with a certificate"
+                )));
+            }
+            from.push(format!("{CERT_DIR_ENV}={}", crate::text::clean(dir, 200)));
+        }
+    }
+    Ok(specific(all, skipped, from.join(" and ")))
+}
+
+fn io_words(e: &std::io::Error) -> &'static str {
+    match e.kind() {
+        std::io::ErrorKind::NotFound => "no such file or directory",
+        std::io::ErrorKind::PermissionDenied => "permission denied",
+        _ => "an i/o error",
+    }
+}
+
+#[cfg(feature = "rustls")]
+type Cert = ureq::tls::Certificate<'static>;
+#[cfg(not(feature = "rustls"))]
+type Cert = ();
+
+/// The certificates of a PEM bundle that rustls can use, and how many it cannot (skipped).
+/// `what` names the bundle in errors.
+#[cfg(feature = "rustls")]
+fn certificates(pem: &[u8], what: &str) -> Result<(Vec<Cert>, usize), Error> {
+    use ureq::tls::PemItem;
+    let mut certs = Vec::new();
+    for item in ureq::tls::parse_pem(pem) {
+        match item {
+            Ok(PemItem::Certificate(c)) => certs.push(c),
+            Ok(_) => {}
+            Err(e) => {
+                return Err(Error::config(format!(
+                    "{what} cannot be parsed as PEM (a -----BEGIN CERTIFICATE----- block is \
+                     malformed)"
+                ))
+                .with_source(e));
+            }
+        }
+    }
+    // rustls skips certificates it cannot parse: count them, and keep only the usable ones.
+    let mut store = rustls::RootCertStore::empty();
+    let mut usable = Vec::new();
+    let mut skipped = 0;
+    for c in certs {
+        let (added, _) =
+            store.add_parsable_certificates([rustls::pki_types::CertificateDer::from(c.der())]);
+        if added == 1 {
+            usable.push(c);
+        } else {
+            skipped += 1;
+        }
+    }
+    if usable.is_empty() {
+        return Err(Error::config(if skipped > 0 {
+            format!("{what} holds no usable certificate ({skipped} could not be parsed)")
+        } else {
+            format!("{what} holds no certificate (expected -----BEGIN CERTIFICATE----- blocks)")
+        }));
+    }
+    Ok((usable, skipped))
+}
+
+#[cfg(not(feature = "rustls"))]
+fn certificates(pem: &[u8], what: &str) -> Result<(Vec<Cert>, usize), Error> {
+    let _ = pem;
+    Err(Error::config(format!(
+        "{what} cannot be used: this build has no tls (enable the `rustls` feature)"
+    )))
+}
+
+fn specific(certs: Vec<Cert>, skipped: usize, from: String) -> Trust {
+    let n = certs.len();
+    let plural = if n == 1 { "" } else { "s" };
+    let skipped = if skipped > 0 {
+        format!(", {skipped} unusable ones skipped")
+    } else {
+        String::new()
+    };
+    Trust {
+        #[cfg(feature = "rustls")]
+        roots: Some(ureq::tls::RootCerts::new_with_certs(&certs)),
+        shown: format!("{n} certificate{plural} from {from}{skipped}"),
+    }
+}
 
 /// A TLS failure, read out of a ureq error.
 pub(crate) struct TlsProblem {
