@@ -61,8 +61,8 @@ ENVIRONMENT:
 
 OUTPUT:
     On success the conversation id alone on stdout (an empty line if the server sent none),
-    so id=$(telnyx-sms send ...) works. Errors go to stderr as one line; once a request
-    went out, the line ends with 'idempotency key: KEY', and if the SMS may have been sent,
+    so id=$(telnyx-sms send ...) works. Errors go to stderr as one line; once a send was
+    attempted, it names the 'idempotency key: KEY', and if the SMS may have been sent,
     re-running with --idempotency-key KEY cannot send it twice.
     Text from the server or echoed from arguments has control characters escaped; echoed
     arguments are cut at 200 characters, server text at 1,000. With --json every error is

@@ -248,7 +248,7 @@ impl SendArgs {
         }
         let message = format!("invalid request, nothing was sent: {}", parts.join("; "));
         json.truncate(output::JSON_LIST_CAP);
-        Failure::invalid(clean(&message, TEXT_CAP), json)
+        Failure::invalid(message, json)
     }
 }
 
