@@ -158,11 +158,19 @@ const BOM: char = '\u{FEFF}';
 /// Reads `path` (`-`: stdin) for `flag` as UTF-8 text of at most `limit` bytes, without a
 /// leading byte-order mark. The error is a message that names `flag` and the file.
 pub fn read_text(flag: &str, path: &str, limit: u64) -> Result<String, String> {
-    let name = if path == "-" {
-        "stdin".to_owned()
-    } else {
-        shown(path)
-    };
+    let bytes = read_bytes(flag, path, limit)?;
+    utf8_text(flag, path, bytes)
+}
+
+/// How messages name the file `path` (`-`: stdin).
+fn file_name(path: &str) -> String {
+    match path {
+        "-" => "stdin".to_owned(),
+        p => shown(p),
+    }
+}
+
+fn read_bytes(flag: &str, path: &str, limit: u64) -> Result<Vec<u8>, String> {
     let mut bytes = Vec::new();
     let read = if path == "-" {
         std::io::stdin()
@@ -172,13 +180,19 @@ pub fn read_text(flag: &str, path: &str, limit: u64) -> Result<String, String> {
     } else {
         std::fs::File::open(path).and_then(|f| f.take(limit + 1).read_to_end(&mut bytes))
     };
+    let name = file_name(path);
     read.map_err(|e| format!("{flag} {name}: cannot read it: {e}"))?;
     if bytes.len() as u64 > limit {
         return Err(format!("{flag} {name}: larger than {limit} bytes"));
     }
+    Ok(bytes)
+}
+
+fn utf8_text(flag: &str, path: &str, bytes: Vec<u8>) -> Result<String, String> {
     let text = String::from_utf8(bytes).map_err(|e| {
         format!(
-            "{flag} {name}: not UTF-8 text (invalid byte at offset {})",
+            "{flag} {}: not UTF-8 text (invalid byte at offset {})",
+            file_name(path),
             e.utf8_error().valid_up_to()
         )
     })?;
@@ -192,8 +206,12 @@ pub fn read_text(flag: &str, path: &str, limit: u64) -> Result<String, String> {
 /// newline) and a byte-order mark are dropped. Nothing of the file's content is ever quoted.
 pub fn read_api_key_file(path: &str) -> Result<String, Failure> {
     let flag = "--api-key-file";
-    let text = read_text(flag, path, KEY_FILE_CAP)
-        .map_err(|m| Failure::config(format!("{m}; the file must hold the key alone, as text")))?;
+    let bytes = read_bytes(flag, path, KEY_FILE_CAP).map_err(Failure::config)?;
+    let text = utf8_text(flag, path, bytes).map_err(|m| {
+        Failure::config(format!(
+            "{m}: the file must hold the key alone, as plain text"
+        ))
+    })?;
     let key = text.trim();
     let file = shown(path);
     let first_word = key.split_whitespace().next().unwrap_or_default();

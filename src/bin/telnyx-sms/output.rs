@@ -53,8 +53,12 @@ pub fn clean(s: &str, cap: usize) -> String {
     out
 }
 
-/// `s` cut after `cap` characters with an ellipsis (for JSON strings: serde escapes them).
-fn cap(s: &str, cap: usize) -> String {
+/// The most characters of a parser's message (which may quote the input it refused).
+pub const DETAIL_CAP: usize = 300;
+
+/// `s` cut after `cap` characters with an ellipsis, not escaped: for JSON strings (serde
+/// escapes them) and for text that is escaped when printed.
+pub fn cap(s: &str, cap: usize) -> String {
     match s.char_indices().nth(cap) {
         Some((at, _)) => format!("{}…", s.get(..at).unwrap_or_default()),
         None => s.to_owned(),

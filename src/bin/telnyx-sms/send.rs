@@ -6,7 +6,7 @@ use telnyx_assistant_sms::{Error, ErrorKind, MetadataValue, SendSmsRequest, Viol
 use crate::args::{
     self, Arg, Args, ClientFlags, INPUT_CAP, KeyNeed, key_value, once, once_switch, shown,
 };
-use crate::output::{self, Failure, TEXT_CAP, clean};
+use crate::output::{self, DETAIL_CAP, Failure, TEXT_CAP, clean};
 
 /// The help lines of `send`'s own options.
 pub const HELP: &str = "\
@@ -276,7 +276,7 @@ fn parse_request(name: &str, path: &str) -> Result<SendSmsRequest, Failure> {
         Err(e) => {
             return Err(invalid(format!(
                 "not valid JSON: {}",
-                clean(&e.to_string(), 300)
+                output::cap(&e.to_string(), DETAIL_CAP)
             )));
         }
         Ok(Value::Object(_)) => None,
@@ -292,7 +292,7 @@ fn parse_request(name: &str, path: &str) -> Result<SendSmsRequest, Failure> {
         )));
     }
     // ...then as the request, whose errors carry line and column.
-    serde_json::from_str(&text).map_err(|e| invalid(clean(&e.to_string(), 300)))
+    serde_json::from_str(&text).map_err(|e| invalid(output::cap(&e.to_string(), DETAIL_CAP)))
 }
 
 /// Runs one `send`. After the SMS is sent nothing makes this fail: if stdout cannot take the
