@@ -1,0 +1,345 @@
+//! Argument parsing every command shares: a lexer whose errors never echo raw bytes, flags
+//! that may be given only once, value parsers with limits, the readers for input files and
+//! the API-key file, and the connection and output flags ([`ClientFlags`]).
+
+use std::ffi::OsString;
+use std::io::Read;
+use std::num::IntErrorKind;
+use std::time::Duration;
+
+use telnyx_assistant_sms::{API_KEY_ENV, Client, ClientBuilder};
+
+use crate::output::{ECHO_CAP, Failure, clean};
+
+/// One command-line argument: an option (`--to`, `-h`) or a bare value.
+pub enum Arg {
+    Flag(String),
+    Positional(OsString),
+}
+
+/// The remaining arguments of the process.
+pub struct Args(lexopt::Parser);
+
+impl Args {
+    pub fn from_env() -> Args {
+        Args(lexopt::Parser::from_env())
+    }
+
+    /// The next argument. An option's name is text even if the argument was not UTF-8 (the
+    /// bad bytes read as U+FFFD), so it can be echoed safely.
+    pub fn next(&mut self) -> Result<Option<Arg>, Failure> {
+        match self.0.next() {
+            Ok(None) => Ok(None),
+            Ok(Some(lexopt::Arg::Long(l))) => Ok(Some(Arg::Flag(format!("--{l}")))),
+            Ok(Some(lexopt::Arg::Short(c))) => Ok(Some(Arg::Flag(format!("-{c}")))),
+            Ok(Some(lexopt::Arg::Value(v))) => Ok(Some(Arg::Positional(v))),
+            Err(lexopt::Error::UnexpectedValue { option, .. }) => {
+                Err(Failure::usage(format!("{} takes no value", shown(&option))))
+            }
+            Err(e) => Err(Failure::usage(shown(&e.to_string()))),
+        }
+    }
+
+    /// The value of `flag` (the next argument, or what followed `=`), as UTF-8.
+    pub fn value(&mut self, flag: &str) -> Result<String, Failure> {
+        let v = self
+            .0
+            .value()
+            .map_err(|_| Failure::usage(format!("{flag} needs a value")))?;
+        v.into_string()
+            .map_err(|_| Failure::usage(format!("the value of {flag} is not valid UTF-8")))
+    }
+}
+
+/// An argument as it may be quoted in a message: escaped and at most [`ECHO_CAP`] characters.
+pub fn shown(s: &str) -> String {
+    clean(s, ECHO_CAP)
+}
+
+/// A bare value where an option was expected.
+pub fn unexpected(v: &OsString, hint: &str) -> Failure {
+    Failure::usage(format!(
+        "unexpected argument '{}'{hint}",
+        shown(&v.to_string_lossy())
+    ))
+}
+
+/// Stores `value` in `slot`, unless `flag` already did: an option that takes one value may
+/// be given once, so an appended `--to` cannot silently replace the first.
+pub fn once<T>(slot: &mut Option<T>, flag: &str, value: T) -> Result<(), Failure> {
+    if slot.is_some() {
+        return Err(repeated(flag));
+    }
+    *slot = Some(value);
+    Ok(())
+}
+
+/// [`once`] for an option without a value.
+pub fn once_switch(slot: &mut bool, flag: &str) -> Result<(), Failure> {
+    if *slot {
+        return Err(repeated(flag));
+    }
+    *slot = true;
+    Ok(())
+}
+
+/// The error for an option given twice.
+pub fn repeated(flag: &str) -> Failure {
+    Failure::usage(format!("{flag} was given more than once; give it once"))
+}
+
+/// A number of seconds from `min` to `max`.
+pub fn seconds(flag: &str, v: &str, min: f64, max: f64) -> Result<Duration, Failure> {
+    v.trim()
+        .parse::<f64>()
+        .ok()
+        .filter(|s| s.is_finite() && *s >= min && *s <= max)
+        .map(Duration::from_secs_f64)
+        .ok_or_else(|| {
+            Failure::usage(format!(
+                "{flag} {}: expected a number of seconds from {min} to {max}",
+                shown(v)
+            ))
+        })
+}
+
+/// A whole number from 0 to `max`.
+pub fn count(flag: &str, v: &str, max: u32) -> Result<u32, Failure> {
+    v.trim()
+        .parse::<u32>()
+        .ok()
+        .filter(|n| *n <= max)
+        .ok_or_else(|| {
+            Failure::usage(format!(
+                "{flag} {}: expected a whole number from 0 to {max}",
+                shown(v)
+            ))
+        })
+}
+
+/// An `i64`; `what` (such as `--meta-int n=x`) opens the message. Out of range is said apart
+/// from not a number.
+pub fn integer(what: &str, v: &str) -> Result<i64, Failure> {
+    v.parse::<i64>().map_err(|e| {
+        let why = match e.kind() {
+            IntErrorKind::PosOverflow | IntErrorKind::NegOverflow => format!(
+                "out of range: an integer must be from {} to {} (i64)",
+                i64::MIN,
+                i64::MAX
+            ),
+            _ => format!("'{}' is not an integer", shown(v)),
+        };
+        Failure::usage(format!("{what}: {why}"))
+    })
+}
+
+/// `true` or `false`.
+pub fn boolean(what: &str, v: &str) -> Result<bool, Failure> {
+    match v {
+        "true" => Ok(true),
+        "false" => Ok(false),
+        _ => Err(Failure::usage(format!("{what}: expected true or false"))),
+    }
+}
+
+/// `KEY=VALUE`, split at the first `=`.
+pub fn key_value<'a>(flag: &str, s: &'a str) -> Result<(&'a str, &'a str), Failure> {
+    s.split_once('=')
+        .ok_or_else(|| Failure::usage(format!("{flag} {}: expected KEY=VALUE", shown(s))))
+}
+
+/// The most an input file (`--request`) may hold.
+pub const INPUT_CAP: u64 = 1 << 20;
+/// The most an API-key file may hold.
+const KEY_FILE_CAP: u64 = 4 << 10;
+/// The byte-order mark some Windows editors put first; it is dropped.
+const BOM: char = '\u{FEFF}';
+
+/// Reads `path` (`-`: stdin) for `flag` as UTF-8 text of at most `limit` bytes, without a
+/// leading byte-order mark. The error is a message that names `flag` and the file.
+pub fn read_text(flag: &str, path: &str, limit: u64) -> Result<String, String> {
+    let bytes = read_bytes(flag, path, limit)?;
+    utf8_text(flag, path, bytes)
+}
+
+/// How messages name the file `path` (`-`: stdin).
+fn file_name(path: &str) -> String {
+    match path {
+        "-" => "stdin".to_owned(),
+        p => shown(p),
+    }
+}
+
+fn read_bytes(flag: &str, path: &str, limit: u64) -> Result<Vec<u8>, String> {
+    let mut bytes = Vec::new();
+    let read = if path == "-" {
+        std::io::stdin()
+            .lock()
+            .take(limit + 1)
+            .read_to_end(&mut bytes)
+    } else {
+        std::fs::File::open(path).and_then(|f| f.take(limit + 1).read_to_end(&mut bytes))
+    };
+    let name = file_name(path);
+    read.map_err(|e| format!("{flag} {name}: cannot read it: {e}"))?;
+    if bytes.len() as u64 > limit {
+        return Err(format!("{flag} {name}: larger than {limit} bytes"));
+    }
+    Ok(bytes)
+}
+
+fn utf8_text(flag: &str, path: &str, bytes: Vec<u8>) -> Result<String, String> {
+    let text = String::from_utf8(bytes).map_err(|e| {
+        format!(
+            "{flag} {}: not UTF-8 text (invalid byte at offset {})",
+            file_name(path),
+            e.utf8_error().valid_up_to()
+        )
+    })?;
+    Ok(match text.strip_prefix(BOM) {
+        Some(rest) => rest.to_owned(),
+        None => text,
+    })
+}
+
+/// The key in `path`: the file must hold the key alone; whitespace around it (a final
+/// newline) and a byte-order mark are dropped. Nothing of the file's content is ever quoted.
+pub fn read_api_key_file(path: &str) -> Result<String, Failure> {
+    let flag = "--api-key-file";
+    let bytes = read_bytes(flag, path, KEY_FILE_CAP).map_err(Failure::config)?;
+    let text = utf8_text(flag, path, bytes).map_err(|m| {
+        Failure::config(format!(
+            "{m}: the file must hold the key alone, as plain text"
+        ))
+    })?;
+    let key = text.trim();
+    let file = shown(path);
+    let first_word = key.split_whitespace().next().unwrap_or_default();
+    let problem = if key.is_empty() {
+        "is empty: write the key (and nothing else) into it"
+    } else if first_word.eq_ignore_ascii_case("bearer") && first_word != key {
+        "starts with 'Bearer ': the file must hold the key alone; remove the prefix"
+    } else if key.contains(char::is_whitespace) {
+        "holds more than one word: the file must hold the key alone, on one line \
+         (not KEY=value, not two keys)"
+    } else if key.contains(|c: char| c.is_control() || !c.is_ascii()) {
+        "holds characters that cannot be sent in an HTTP header (the key is ASCII): \
+         write the key alone, as plain text"
+    } else {
+        return Ok(key.to_owned());
+    };
+    Err(Failure::config(format!(
+        "{flag} {file}: the file {problem}"
+    )))
+}
+
+/// `--timeout` limits, in seconds.
+const TIMEOUT_MIN: f64 = 0.001;
+const TIMEOUT_MAX: f64 = 86_400.0;
+/// `--max-retries` limit: each retry may wait up to 60 s for the server, so more would only
+/// stretch a failure out.
+const MAX_RETRIES_MAX: u32 = 10;
+/// The key a dry run without one uses. It is never sent (a dry run sends nothing) and it is
+/// shown redacted like any key.
+const PLACEHOLDER_KEY: &str = "dry-run-placeholder-never-sent";
+
+/// The help lines of [`ClientFlags`].
+pub const CLIENT_HELP: &str = "\
+CONNECTION AND OUTPUT OPTIONS:
+    --api-key-file FILE       read the API key from FILE, which holds the key alone
+                              (surrounding whitespace is ignored; at most 4 KiB);
+                              default: $TELNYX_API_KEY
+    --base-url URL            https, or http to a loopback host only;
+                              default: $TELNYX_BASE_URL, else https://api.telnyx.com/v2
+    --timeout SECONDS         the most one attempt may take, 0.001 to 86400; default: 60
+    --max-retries N           retries of failures that cannot send twice, 0 to 10;
+                              default: 2
+    --json                    print {\"conversation_id\", \"request_id\", \"idempotency_key\"} on
+                              success, and errors as a JSON object on stderr; default: off
+";
+
+/// Whether a command needs a real API key.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum KeyNeed {
+    /// It sends: no key is an error.
+    Required,
+    /// It only shows what it would send: without a key it uses a placeholder (a key that is
+    /// given and bad is still reported).
+    PlaceholderIfNone,
+}
+
+/// The options every command that talks to the API takes.
+#[derive(Default)]
+pub struct ClientFlags {
+    api_key_file: Option<String>,
+    base_url: Option<String>,
+    timeout: Option<Duration>,
+    max_retries: Option<u32>,
+    pub json: bool,
+}
+
+impl ClientFlags {
+    /// Whether `flag` is one of these.
+    pub fn accepts(flag: &str) -> bool {
+        matches!(
+            flag,
+            "--api-key-file" | "--base-url" | "--timeout" | "--max-retries" | "--json"
+        )
+    }
+
+    /// Takes `flag` (and its value) if it is one of these; `Ok(false)` if it is not.
+    pub fn take(&mut self, flag: &str, args: &mut Args) -> Result<bool, Failure> {
+        match flag {
+            "--api-key-file" => once(&mut self.api_key_file, flag, args.value(flag)?)?,
+            "--base-url" => once(&mut self.base_url, flag, args.value(flag)?)?,
+            "--timeout" => {
+                let t = seconds(flag, &args.value(flag)?, TIMEOUT_MIN, TIMEOUT_MAX)?;
+                once(&mut self.timeout, flag, t)?;
+            }
+            "--max-retries" => {
+                let n = count(flag, &args.value(flag)?, MAX_RETRIES_MAX)?;
+                once(&mut self.max_retries, flag, n)?;
+            }
+            "--json" => once_switch(&mut self.json, flag)?,
+            _ => return Ok(false),
+        }
+        Ok(true)
+    }
+
+    /// The client these options (and the environment) describe. Problems name the option
+    /// or the variable at fault.
+    pub fn client(&self, need: KeyNeed) -> Result<Client, Failure> {
+        if let Some(url) = &self.base_url {
+            // Checked alone first, so that its error can name the flag.
+            let probe = ClientBuilder::new().api_key(PLACEHOLDER_KEY).no_proxy();
+            if let Err(e) = probe.base_url(url).build() {
+                return Err(Failure::from_error(&e).with_text(format!("--base-url: {e}")));
+            }
+        }
+        let mut b = ClientBuilder::from_env();
+        let no_key = std::env::var_os(API_KEY_ENV).is_none();
+        match &self.api_key_file {
+            Some(path) => b = b.api_key(read_api_key_file(path)?),
+            None if no_key && need == KeyNeed::PlaceholderIfNone => {
+                b = b.api_key(PLACEHOLDER_KEY);
+            }
+            None if no_key => {
+                return Err(Failure::config(format!(
+                    "no api key: {API_KEY_ENV} is not set; export it, or give --api-key-file \
+                     FILE (--dry-run needs neither)"
+                )));
+            }
+            None => {}
+        }
+        if let Some(url) = &self.base_url {
+            b = b.base_url(url);
+        }
+        if let Some(t) = self.timeout {
+            b = b.timeout(t);
+        }
+        if let Some(n) = self.max_retries {
+            b = b.max_retries(n);
+        }
+        b.build().map_err(|e| Failure::from_error(&e))
+    }
+}

@@ -1,0 +1,150 @@
+//! `telnyx-sms`: send one assistant SMS from a shell script or a cron job.
+//!
+//! Built with `--features cli`. See `telnyx-sms --help` and the README's "Command line".
+//!
+//! `main.rs` holds the entry point, the exit codes and the dispatch to commands; `args.rs`
+//! the parsing every command shares; `send.rs` the `send` command; `output.rs` every format
+//! the tool prints and the guards they pass through.
+
+// Every write goes through output.rs, whose writes cannot panic; nothing else may panic either.
+#![deny(
+    clippy::print_stdout,
+    clippy::print_stderr,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::string_slice
+)]
+
+mod args;
+mod output;
+mod send;
+
+use std::process::ExitCode;
+
+use args::{Arg, Args};
+use output::Failure;
+
+/// The exit codes, as `--help` and the README document them.
+pub mod exit {
+    /// Anything else: an unreadable answer to an accepted request; stdout not writable for
+    /// `--help`, `--version` or `--dry-run`.
+    pub const OTHER: u8 = 1;
+    /// Usage, configuration or validation error: nothing was sent.
+    pub const USAGE: u8 = 2;
+    /// The API refused it.
+    pub const API: u8 = 3;
+    /// Transport failure.
+    pub const TRANSPORT: u8 = 4;
+}
+
+const HELP_HEAD: &str = "\
+telnyx-sms: send one SMS through a Telnyx AI assistant (Assistant SMS Chat)
+
+USAGE:
+    telnyx-sms send --assistant-id ID --from NUMBER --to NUMBER [OPTIONS]
+    telnyx-sms send --assistant-id ID --request FILE|- [OPTIONS]
+    telnyx-sms help | --help | --version
+
+Options go after the command. Each is given at most once, except --meta, --meta-int and
+--meta-bool: a repeated option is an error, so an appended --to cannot silently win.
+
+";
+
+const HELP_TAIL: &str = "
+ENVIRONMENT:
+    TELNYX_API_KEY            the API key (never pass it as a flag: it would show in ps)
+    TELNYX_BASE_URL           the API base URL
+    HTTPS_PROXY, ALL_PROXY, NO_PROXY
+                              proxy settings, read as curl reads them
+
+OUTPUT:
+    On success the conversation id alone on stdout (an empty line if the server sent none),
+    so id=$(telnyx-sms send ...) works. Errors go to stderr as one line; once a send was
+    attempted, it names the 'idempotency key: KEY', and if the SMS may have been sent,
+    re-running with --idempotency-key KEY cannot send it twice.
+    Text from the server or echoed from arguments has control characters escaped; echoed
+    arguments are cut at 200 characters, server text at 1,000. With --json every error is
+    {\"error\": {kind, message, status, request_id, errors, violations, attempts,
+    idempotency_key, may_have_been_sent, retry_after_seconds}} (null or empty where not
+    applicable), with at most 100 errors and violations and strings cut at 2,000 characters.
+
+EXIT CODES:
+    0  sent (also if stdout could not be written afterwards: a note goes to stderr)
+    2  usage, configuration or validation error: nothing was sent
+    3  the API refused it (HTTP status >= 400)
+    4  transport failure (DNS, connect, TLS, timeout): the message says whether the SMS
+       may have been sent
+    1  anything else: an unreadable answer to an accepted request, or stdout could not be
+       written for --help, --version or --dry-run (nothing was sent)
+";
+
+fn help() -> String {
+    [HELP_HEAD, send::HELP, "\n", args::CLIENT_HELP, HELP_TAIL].concat()
+}
+
+fn main() -> ExitCode {
+    // Until a command has parsed its options, `--json` anywhere makes usage errors JSON.
+    // (`args_os`: `args` would panic on an argument that is not UTF-8.)
+    let mut as_json = std::env::args_os().skip(1).any(|a| a == "--json");
+    match run(&mut as_json) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(f) => {
+            f.print(as_json);
+            ExitCode::from(f.code())
+        }
+    }
+}
+
+/// Dispatches to the command; `as_json` becomes exact once its options are parsed.
+fn run(as_json: &mut bool) -> Result<(), Failure> {
+    let mut args = Args::from_env();
+    match args.next()? {
+        None => Err(Failure::usage("missing command: telnyx-sms send ...")),
+        Some(Arg::Flag(flag)) => match flag.as_str() {
+            "--help" | "-h" => print_help(),
+            "--version" | "-V" => {
+                let line = format!("telnyx-sms {}\n", env!("CARGO_PKG_VERSION"));
+                output::write_stdout(&line).map_err(Failure::stdout)
+            }
+            f if send::accepts(f) => Err(Failure::usage(format!(
+                "{f} is an option of 'send' and goes after it: telnyx-sms send ... {f}"
+            ))),
+            f => Err(Failure::usage(format!(
+                "unknown option '{}'",
+                args::shown(f)
+            ))),
+        },
+        Some(Arg::Positional(cmd)) => match cmd.to_str() {
+            Some("send") => match send::parse(&mut args)? {
+                None => print_help(),
+                Some(a) => {
+                    *as_json = a.client.json;
+                    send::run(&a)
+                }
+            },
+            Some("help") => match args.next()? {
+                None => print_help(),
+                Some(Arg::Positional(c)) if c == "send" => print_help(),
+                Some(Arg::Positional(c)) => Err(unknown_command(&c)),
+                Some(Arg::Flag(f)) => Err(Failure::usage(format!(
+                    "unknown option '{}' for help: telnyx-sms help [send]",
+                    args::shown(&f)
+                ))),
+            },
+            _ => Err(unknown_command(&cmd)),
+        },
+    }
+}
+
+fn unknown_command(cmd: &std::ffi::OsStr) -> Failure {
+    Failure::usage(format!(
+        "unknown command '{}' (the command is 'send')",
+        args::shown(&cmd.to_string_lossy())
+    ))
+}
+
+fn print_help() -> Result<(), Failure> {
+    output::write_stdout(&help()).map_err(Failure::stdout)
+}

@@ -1,0 +1,336 @@
+//! Everything the tool prints: the success and dry-run formats (text and `--json`), the one
+//! error shape, and the guards every printed string passes through.
+//!
+//! Text from a server, and text echoed from arguments, is untrusted: control characters and
+//! invisible direction marks are escaped (so nothing can move the cursor, recolour the
+//! terminal or add a line), and lengths are capped. Writes never panic: a closed stdout is an
+//! `Err` the caller decides about, a closed stderr is ignored.
+
+use std::fmt::Write as _;
+use std::io::{self, Write as _};
+
+use serde_json::{Map, Value, json};
+use telnyx_assistant_sms::{ApiErrorEntry, Error, ErrorKind, PreparedSend, SendSmsResponse};
+
+use crate::exit;
+
+/// The most characters of an argument echoed back in a message.
+pub const ECHO_CAP: usize = 200;
+/// The most characters of a server's text (or a parser's message) in a text-mode line.
+pub const TEXT_CAP: usize = 1_000;
+/// The most characters of one line on stderr, whatever it holds.
+const LINE_CAP: usize = 2_000;
+/// The most characters of one string in `--json` output.
+pub const JSON_STRING_CAP: usize = 2_000;
+/// The most entries of the `errors` and `violations` arrays in `--json` output.
+pub const JSON_LIST_CAP: usize = 100;
+
+/// Characters that must not reach a terminal raw: every control character (C0, DEL, C1),
+/// the line and paragraph separators, and the invisible ones that reorder or hide text.
+fn is_unsafe(c: char) -> bool {
+    c.is_control()
+        || matches!(c,
+            '\u{200B}'..='\u{200F}' | '\u{2028}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{FEFF}')
+}
+
+/// `s` on one line and harmless: unsafe characters escaped (`\n`, `\u{1b}`), cut after `cap`
+/// characters with an ellipsis. Already clean text comes back unchanged (but for the cut).
+pub fn clean(s: &str, cap: usize) -> String {
+    let mut out = String::with_capacity(s.len().min(cap));
+    let mut len = 0;
+    for c in s.chars() {
+        let escaped = is_unsafe(c).then(|| c.escape_debug().to_string());
+        len += escaped.as_ref().map_or(1, |e| e.chars().count());
+        if len > cap {
+            out.push('…');
+            break;
+        }
+        match escaped {
+            Some(e) => out.push_str(&e),
+            None => out.push(c),
+        }
+    }
+    out
+}
+
+/// The most characters of a parser's message (which may quote the input it refused).
+pub const DETAIL_CAP: usize = 300;
+
+/// `s` cut after `cap` characters with an ellipsis, not escaped: for JSON strings (serde
+/// escapes them) and for text that is escaped when printed.
+pub fn cap(s: &str, cap: usize) -> String {
+    match s.char_indices().nth(cap) {
+        Some((at, _)) => format!("{}…", s.get(..at).unwrap_or_default()),
+        None => s.to_owned(),
+    }
+}
+
+fn cap_opt(s: Option<&str>) -> Value {
+    s.map_or(Value::Null, |s| Value::String(cap(s, JSON_STRING_CAP)))
+}
+
+/// A JSON document on one line. serde_json escapes C0 controls; the other unsafe characters
+/// can only occur inside strings, where `\uXXXX` is the same character, so the document means
+/// exactly what it did.
+pub fn json_line(v: &Value) -> String {
+    escape_in_json(&v.to_string())
+}
+
+fn escape_in_json(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if is_unsafe(c) {
+            // Every unsafe character is in the basic plane: four hex digits suffice.
+            let _ = write!(out, "\\u{:04x}", u32::from(c));
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// Writes all of `s` to stdout and flushes it. A reader that went away is an `Err`, not a
+/// panic (unlike `print!`).
+pub fn write_stdout(s: &str) -> io::Result<()> {
+    let mut out = io::stdout().lock();
+    out.write_all(s.as_bytes())?;
+    out.flush()
+}
+
+/// Writes one line of text to stderr, cleaned and capped. If stderr is gone there is no one
+/// to tell.
+pub fn stderr_line(s: &str) {
+    write_stderr(&clean(s, LINE_CAP));
+}
+
+/// Writes `line` (already safe) and a newline to stderr, ignoring failure.
+fn write_stderr(line: &str) {
+    let _ = writeln!(io::stderr().lock(), "{line}");
+}
+
+/// What stdout gets after a successful send.
+pub fn sent(res: &SendSmsResponse, idempotency_key: Option<&str>, as_json: bool) -> String {
+    if as_json {
+        let v = json!({
+            "conversation_id": cap_opt(res.conversation_id.as_deref()),
+            "request_id": cap_opt(res.request_id.as_deref()),
+            "idempotency_key": idempotency_key,
+        });
+        json_line(&v) + "\n"
+    } else {
+        clean(res.conversation_id.as_deref().unwrap_or_default(), TEXT_CAP) + "\n"
+    }
+}
+
+/// What stdout gets for `--dry-run`: the request exactly as it would go out, the key redacted.
+/// In the text form, characters JSON leaves raw (DEL, C1, direction marks) are shown as the
+/// equivalent `\uXXXX` escapes: the body means the same, but cannot drive the terminal.
+pub fn dry_run(p: &PreparedSend, as_json: bool) -> String {
+    let body = String::from_utf8_lossy(p.body());
+    if as_json {
+        let headers: Map<String, Value> = p
+            .headers()
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), Value::String(v)))
+            .collect();
+        let body: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
+        let v = json!({"method": p.method(), "url": p.url(), "headers": headers, "body": body});
+        json_line(&v) + "\n"
+    } else {
+        let mut out = format!("{} {}\n", p.method(), clean(p.url(), LINE_CAP));
+        for (k, v) in p.headers() {
+            let _ = writeln!(out, "{k}: {}", clean(&v, LINE_CAP));
+        }
+        let _ = writeln!(out, "\n{}", escape_in_json(&body));
+        out
+    }
+}
+
+/// How the process ends when something goes wrong: the exit code, a line for humans, and the
+/// `--json` object, which has the same keys for every kind of failure.
+#[derive(Debug)]
+pub struct Failure {
+    code: u8,
+    text: String,
+    error: Map<String, Value>,
+}
+
+impl Failure {
+    /// A failure of `kind` whose `--json` message is `message` and every other key
+    /// null, empty, 0 or false.
+    fn new(code: u8, kind: &str, message: &str, text: String) -> Failure {
+        let error = [
+            ("kind", json!(kind)),
+            ("message", json!(cap(message, JSON_STRING_CAP))),
+            ("status", Value::Null),
+            ("request_id", Value::Null),
+            ("errors", json!([])),
+            ("violations", json!([])),
+            ("attempts", json!(0)),
+            ("idempotency_key", Value::Null),
+            ("may_have_been_sent", json!(false)),
+            ("retry_after_seconds", Value::Null),
+        ];
+        let error = error.into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
+        Failure { code, text, error }
+    }
+
+    /// A command line that cannot be run (exit 2). The text line points to `--help`.
+    pub fn usage(message: impl Into<String>) -> Failure {
+        let message = message.into();
+        let text = format!("{message}; see 'telnyx-sms --help'");
+        Failure::new(exit::USAGE, "usage", &message, text)
+    }
+
+    /// Unusable configuration: a key file, a base URL (exit 2).
+    pub fn config(message: impl Into<String>) -> Failure {
+        let message = message.into();
+        Failure::new(exit::USAGE, "config", &message, message.clone())
+    }
+
+    /// Input that breaks a rule (exit 2): `violations` as [`violation`] builds them.
+    pub fn invalid(message: impl Into<String>, violations: Vec<Value>) -> Failure {
+        let message = message.into();
+        let mut f = Failure::new(exit::USAGE, "validation", &message, message.clone());
+        f.error
+            .insert("violations".into(), Value::Array(violations));
+        f
+    }
+
+    /// Stdout could not be written when nothing was sent (`--help`, `--dry-run`): exit 1.
+    pub fn stdout(e: io::Error) -> Failure {
+        let message = format!("could not write to stdout ({e}); nothing was sent");
+        Failure::new(exit::OTHER, "output", &message, message.clone())
+    }
+
+    /// A library error. The text line names the idempotency key the attempts carried, and
+    /// when the SMS may have gone out, how to try again without sending it twice.
+    pub fn from_error(e: &Error) -> Failure {
+        let (code, kind) = match e.kind() {
+            ErrorKind::Config => (exit::USAGE, "config"),
+            ErrorKind::Validation => (exit::USAGE, "validation"),
+            ErrorKind::Api => (exit::API, "api"),
+            ErrorKind::Transport => (exit::TRANSPORT, "transport"),
+            ErrorKind::Decode => (exit::OTHER, "decode"),
+            _ => (exit::OTHER, "other"),
+        };
+        let display = e.to_string();
+        let mut text = clean(&display, TEXT_CAP);
+        if let Some(k) = e.idempotency_key() {
+            let _ = write!(text, "; idempotency key: {k}");
+            if e.may_have_been_sent() {
+                let _ = write!(
+                    text,
+                    " (to try again, re-run with --idempotency-key {k}: it cannot send twice)"
+                );
+            }
+        }
+        let mut f = Failure::new(code, kind, &display, text);
+        let errors = e.api_errors().iter().take(JSON_LIST_CAP).map(api_error);
+        let violations = e
+            .violations()
+            .iter()
+            .take(JSON_LIST_CAP)
+            .map(|v| violation(v, None));
+        for (key, value) in [
+            ("status", json!(e.status())),
+            ("request_id", cap_opt(e.request_id())),
+            ("errors", Value::Array(errors.collect())),
+            ("violations", Value::Array(violations.collect())),
+            ("attempts", json!(e.attempts())),
+            ("idempotency_key", json!(e.idempotency_key())),
+            ("may_have_been_sent", json!(e.may_have_been_sent())),
+            (
+                "retry_after_seconds",
+                json!(e.retry_after().map(|d| d.as_secs_f64())),
+            ),
+        ] {
+            f.error.insert(key.into(), value);
+        }
+        f
+    }
+
+    /// Replaces the text line (the `--json` message stays the library's).
+    pub fn with_text(mut self, text: String) -> Failure {
+        self.text = text;
+        self
+    }
+
+    pub fn code(&self) -> u8 {
+        self.code
+    }
+
+    /// Prints the failure to stderr: one line of text, or with `--json` the error object.
+    pub fn print(&self, as_json: bool) {
+        if as_json {
+            // Bounded by the caps on each field, not cut: cut JSON would not parse.
+            write_stderr(&json_line(&json!({"error": self.error})));
+        } else {
+            stderr_line(&format!("telnyx-sms: {}", self.text));
+        }
+    }
+}
+
+/// One `violations` entry: where (`loc`), what (`msg`), its code (`type`), and the flag that
+/// supplied the field, when one did.
+pub fn violation(v: &telnyx_assistant_sms::Violation, flag: Option<&str>) -> Value {
+    let loc: Vec<Value> = v
+        .path()
+        .iter()
+        .take(JSON_LIST_CAP)
+        .map(|p| Value::String(cap(p, JSON_STRING_CAP)))
+        .collect();
+    json!({
+        "loc": loc,
+        "msg": cap(v.message(), JSON_STRING_CAP),
+        "type": cap(v.code(), JSON_STRING_CAP),
+        "flag": flag,
+    })
+}
+
+fn api_error(a: &ApiErrorEntry) -> Value {
+    json!({
+        "code": cap_opt(a.code()),
+        "title": cap_opt(a.title()),
+        "detail": cap_opt(a.detail()),
+        "pointer": cap_opt(a.pointer()),
+        "meta": a.meta().map_or(Value::Null, capped_meta),
+    })
+}
+
+/// The server's free-form `meta`, unless its JSON is longer than [`JSON_STRING_CAP`]: then
+/// that JSON text, cut, as a string.
+fn capped_meta(meta: &Value) -> Value {
+    let text = meta.to_string();
+    if text.chars().count() <= JSON_STRING_CAP {
+        meta.clone()
+    } else {
+        Value::String(cap(&text, JSON_STRING_CAP))
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // A test fails by panicking.
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clean_escapes_and_caps() {
+        assert_eq!(
+            clean("a\nb\u{1b}[2J\u{202e}c", 100),
+            "a\\nb\\u{1b}[2J\\u{202e}c"
+        );
+        assert_eq!(clean("abcdef", 3), "abc…");
+        assert_eq!(clean("ab\n", 3), "ab…");
+        let once = clean("x\u{9b}y", 100);
+        assert_eq!(clean(&once, 100), once);
+    }
+
+    #[test]
+    fn json_line_escapes_what_serde_leaves_raw() {
+        let v = json!({"s": "a\u{7f}\u{9b}\u{202e}\n"});
+        let line = json_line(&v);
+        assert_eq!(line, r#"{"s":"a\u007f\u009b\u202e\n"}"#);
+        assert_eq!(serde_json::from_str::<Value>(&line).unwrap(), v);
+    }
+}

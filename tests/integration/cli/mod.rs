@@ -1,0 +1,159 @@
+//! The `telnyx-sms` binary, run as a script would run it, against servers on 127.0.0.1.
+//!
+//! `send`: what reaches the wire and what stdout gets; `usage`: everything refused before
+//! sending (exit 2); `failures`: what the server or the network refuses, and how the output
+//! survives closed pipes and hostile server text.
+
+mod failures;
+mod send;
+mod usage;
+
+use std::ffi::OsStr;
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::{Command, Output, Stdio};
+
+use crate::KEY;
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_telnyx-sms");
+pub const PATH: &str = "/v2/ai/assistants/asst-cli/chat/sms";
+
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// The binary with `args`, no proxy, and the key in the environment when `with_key`.
+pub fn command<S: AsRef<OsStr>>(args: &[S], with_key: bool) -> Command {
+    let mut cmd = Command::new(BIN);
+    cmd.args(args);
+    for v in crate::support::SCRUBBED_ENV {
+        cmd.env_remove(v);
+    }
+    if with_key {
+        cmd.env("TELNYX_API_KEY", KEY);
+    }
+    cmd
+}
+
+/// Checks what every run must satisfy (no panic, no key in any output, UTF-8 output) and
+/// returns it.
+pub fn finish(out: Output) -> Run {
+    let Output {
+        status,
+        stdout,
+        stderr,
+    } = out;
+    let run = Run {
+        code: status.code().unwrap_or(-1),
+        stdout: String::from_utf8(stdout).expect("stdout is UTF-8"),
+        stderr: String::from_utf8(stderr).expect("stderr is UTF-8"),
+    };
+    for text in [&run.stdout, &run.stderr] {
+        assert!(
+            !text.contains(KEY) && !text.contains("secret0123"),
+            "key leaked: {text}"
+        );
+    }
+    assert!(
+        run.code != 101 && !run.stderr.contains("panicked"),
+        "panic: {}",
+        run.stderr
+    );
+    run
+}
+
+/// Runs the binary with `args`, the key in the environment (when `with_key`) and optional
+/// stdin.
+pub fn run_with<S: AsRef<OsStr>>(args: &[S], with_key: bool, stdin: Option<&[u8]>) -> Run {
+    let mut cmd = command(args, with_key);
+    cmd.stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    {
+        let mut input = child.stdin.take().unwrap();
+        if let Some(s) = stdin {
+            input.write_all(s).unwrap();
+        }
+    }
+    finish(child.wait_with_output().unwrap())
+}
+
+pub fn run(args: &[&str]) -> Run {
+    run_with(args, true, None)
+}
+
+/// `send --assistant-id ID --from +1 --to +2 --base-url URL` plus `extra`.
+pub fn send_args<'a>(id: &'a str, url: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
+    let mut args = vec![
+        "send",
+        "--assistant-id",
+        id,
+        "--from",
+        "+1",
+        "--to",
+        "+2",
+        "--base-url",
+        url,
+    ];
+    args.extend_from_slice(extra);
+    args
+}
+
+pub fn send_to(id: &str, url: &str, extra: &[&str]) -> Run {
+    run(&send_args(id, url, extra))
+}
+
+pub fn base(server: &mockito::Server) -> String {
+    format!("{}/v2", server.url())
+}
+
+/// A file in the temp directory holding `content`, named for this process and `name`.
+pub fn temp_file(name: &str, content: &[u8]) -> PathBuf {
+    let path = std::env::temp_dir().join(format!("telnyx-sms-{}-{name}", std::process::id()));
+    std::fs::write(&path, content).unwrap();
+    path
+}
+
+/// The write end of a pipe whose read end is already closed, so every write to it fails
+/// (EPIPE), whenever the child writes: the reader (another run of the binary, which never
+/// reads its stdin) has exited before this returns.
+pub fn broken_pipe() -> Stdio {
+    let mut reader = Command::new(BIN)
+        .arg("--version")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let write_end = reader.stdin.take().unwrap();
+    assert!(reader.wait().unwrap().success());
+    Stdio::from(write_end)
+}
+
+/// The keys every `--json` error object has, whatever failed.
+pub const ERROR_KEYS: [&str; 10] = [
+    "attempts",
+    "errors",
+    "idempotency_key",
+    "kind",
+    "may_have_been_sent",
+    "message",
+    "request_id",
+    "retry_after_seconds",
+    "status",
+    "violations",
+];
+
+/// Parses a `--json` error from stderr and checks its shape; returns the inner object.
+pub fn json_error(stderr: &str) -> serde_json::Value {
+    assert_eq!(stderr.lines().count(), 1, "one line: {stderr}");
+    let v: serde_json::Value = serde_json::from_str(stderr).expect("stderr is JSON");
+    let e = v["error"].as_object().expect("an error object").clone();
+    let mut keys: Vec<&str> = e.keys().map(String::as_str).collect();
+    keys.sort_unstable();
+    assert_eq!(keys, ERROR_KEYS, "{stderr}");
+    serde_json::Value::Object(e)
+}
