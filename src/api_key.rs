@@ -17,6 +17,8 @@ impl ApiKey {
         let k = &self.0;
         if k.is_empty() {
             Some("is empty")
+        } else if k.len() > 7 && k[..7].eq_ignore_ascii_case("bearer ") {
+            Some("starts with `Bearer `: give the key alone (the client adds `Bearer`)")
         } else if k.chars().any(char::is_whitespace) {
             Some("contains whitespace (a stray space or newline from a file or a paste?)")
         } else if k.chars().any(|c| c.is_control() || !c.is_ascii()) {

@@ -39,7 +39,9 @@ pub struct ClientBuilder {
     key_origin: Origin,
     base_url: String,
     base_url_origin: Origin,
-    env_problem: Option<String>,
+    /// A variable that could not be read, until a setter replaces what it would have set.
+    key_env_problem: Option<String>,
+    base_url_env_problem: Option<String>,
     timeout: Duration,
     connect_timeout: Duration,
     max_retries: u32,
@@ -72,7 +74,8 @@ impl Default for ClientBuilder {
             key_origin: Origin::Unset,
             base_url: DEFAULT_BASE_URL.to_owned(),
             base_url_origin: Origin::Unset,
-            env_problem: None,
+            key_env_problem: None,
+            base_url_env_problem: None,
             timeout: DEFAULT_TIMEOUT,
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
             max_retries: DEFAULT_MAX_RETRIES,
@@ -103,7 +106,7 @@ impl ClientBuilder {
             }
             Err(std::env::VarError::NotPresent) => b.key_origin = Origin::Env,
             Err(std::env::VarError::NotUnicode(_)) => {
-                b.env_problem = Some(format!("{API_KEY_ENV} is not valid unicode"));
+                b.key_env_problem = Some(format!("{API_KEY_ENV} is not valid unicode"));
             }
         }
         match std::env::var(BASE_URL_ENV) {
@@ -113,7 +116,7 @@ impl ClientBuilder {
             }
             Ok(_) | Err(std::env::VarError::NotPresent) => {}
             Err(std::env::VarError::NotUnicode(_)) => {
-                b.env_problem = Some(format!("{BASE_URL_ENV} is not valid unicode"));
+                b.base_url_env_problem = Some(format!("{BASE_URL_ENV} is not valid unicode"));
             }
         }
         b
@@ -127,6 +130,7 @@ impl ClientBuilder {
     pub fn api_key(mut self, key: impl Into<String>) -> Self {
         self.api_key = Some(ApiKey::new(key.into()));
         self.key_origin = Origin::Builder;
+        self.key_env_problem = None;
         self
     }
 
@@ -139,6 +143,7 @@ impl ClientBuilder {
     pub fn base_url(mut self, url: impl Into<String>) -> Self {
         self.base_url = url.into();
         self.base_url_origin = Origin::Builder;
+        self.base_url_env_problem = None;
         self
     }
 
@@ -262,7 +267,7 @@ impl ClientBuilder {
     /// bundle, or the file or directory named by `SSL_CERT_FILE` / `SSL_CERT_DIR` (for an
     /// `https` base URL), that cannot be read or parsed or holds no certificate.
     pub fn build(self) -> Result<Client, Error> {
-        if let Some(problem) = self.env_problem {
+        if let Some(problem) = self.key_env_problem.or(self.base_url_env_problem) {
             return Err(Error::config(problem));
         }
         let key_name = match self.key_origin {

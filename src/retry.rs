@@ -428,8 +428,10 @@ mod tests {
             (4, 8000),
             (9, 8000),
         ] {
-            let d = backoff(retry).as_millis() as u64;
-            assert!(d > max_ms * 3 / 4 && d <= max_ms, "retry {retry}: {d} ms");
+            // In microseconds: whole milliseconds could round down onto the lower bound.
+            let d = backoff(retry).as_micros() as u64;
+            let max = max_ms * 1000;
+            assert!(d > max * 3 / 4 && d <= max, "retry {retry}: {d} µs");
         }
         assert!(backoff(u32::MAX) <= BACKOFF_MAX);
     }

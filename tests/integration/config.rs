@@ -49,6 +49,10 @@ fn missing_or_malformed_key() {
         msg.starts_with("invalid configuration: the api key contains whitespace"),
         "{msg}"
     );
+    assert_eq!(
+        config_error(Client::builder().api_key(format!("Bearer {KEY}"))),
+        "invalid configuration: the api key starts with `Bearer `: give the key alone (the client adds `Bearer`)"
+    );
     let msg = config_error(Client::builder().api_key(format!("{KEY}\u{7}")));
     assert!(msg.contains("cannot be sent in an HTTP header"), "{msg}");
     assert_eq!(Client::new("").unwrap_err().kind(), ErrorKind::Config);

@@ -189,3 +189,36 @@ fn child_sends_once() {
         .send_sms("asst-env", &SendSmsRequest::new("+1", "+2"))
         .unwrap();
 }
+
+#[test]
+fn an_unreadable_variable_that_a_setter_overrides_is_no_error() {
+    use std::os::unix::ffi::OsStrExt;
+    let bad = std::ffi::OsStr::from_bytes(b"http://\xff/v2");
+    let out = crate::run_child_os(
+        "env::child_non_unicode_base_url_overridden",
+        &[
+            ("TELNYX_API_KEY", crate::KEY.as_ref()),
+            ("TELNYX_BASE_URL", bad),
+        ],
+    );
+    assert!(out.contains("overridden ok"), "{out}");
+}
+
+#[test]
+fn child_non_unicode_base_url_overridden() {
+    if !is_child("env::child_non_unicode_base_url_overridden") {
+        return;
+    }
+    let err = telnyx_assistant_sms::ClientBuilder::from_env()
+        .build()
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "invalid configuration: TELNYX_BASE_URL is not valid unicode"
+    );
+    telnyx_assistant_sms::ClientBuilder::from_env()
+        .base_url("http://127.0.0.1:9/v2")
+        .build()
+        .unwrap();
+    println!("overridden ok");
+}

@@ -53,6 +53,12 @@ const CHILD: &str = "TELNYX_TEST_CHILD";
 /// and passed, and returns its output. For tests that need the process to themselves: the
 /// environment, or steady memory and file-descriptor counts.
 pub fn run_child(path: &str, vars: &[(&str, &str)]) -> String {
+    let vars: Vec<(&str, &std::ffi::OsStr)> = vars.iter().map(|(k, v)| (*k, v.as_ref())).collect();
+    run_child_os(path, &vars)
+}
+
+/// [`run_child`] with variables that need not be unicode.
+pub fn run_child_os(path: &str, vars: &[(&str, &std::ffi::OsStr)]) -> String {
     let mut cmd = Command::new(std::env::current_exe().unwrap());
     cmd.args(["--exact", path, "--nocapture", "--test-threads=1"]);
     for v in support::SCRUBBED_ENV {

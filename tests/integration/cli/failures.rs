@@ -223,7 +223,7 @@ fn hostile_body() -> String {
     let entry = |n: usize| {
         serde_json::json!({
             "code": evil, "title": evil, "detail": "d".repeat(if n == 0 { 10_000 } else { 10 }),
-            "source": {"pointer": "/to"}, "meta": {"big": "m".repeat(if n == 0 { 10_000 } else { 1 })},
+            "source": {"pointer": "/to"}, "meta": {"big": "m".repeat(if n == 0 { 3_000 } else { 1 })},
         })
     };
     let errors: Vec<Value> = (0..150).map(entry).collect();
