@@ -233,6 +233,30 @@ pub fn read_api_key_file(path: &str) -> Result<String, Failure> {
     )))
 }
 
+/// The most of a `--ca-file` that is read: far more than any real bundle (the system's whole
+/// CA bundle is about 200 KiB).
+const CA_FILE_CAP: u64 = 16 * 1024 * 1024;
+
+/// The PEM bundle in `path`, checked the way the library checks it, with errors that name
+/// the flag and the file.
+fn read_ca_file(path: &str) -> Result<Vec<u8>, Failure> {
+    let flag = "--ca-file";
+    let pem = read_bytes(flag, path, CA_FILE_CAP).map_err(Failure::config)?;
+    let probe = ClientBuilder::new()
+        .api_key(PLACEHOLDER_KEY)
+        .base_url("https://127.0.0.1/v2")
+        .no_proxy()
+        .root_certificates_pem(&pem);
+    if let Err(e) = probe.build() {
+        let named = format!("{flag} {}", shown(path));
+        let text = e
+            .to_string()
+            .replace("the root_certificates_pem bundle", &named);
+        return Err(Failure::from_error(&e).with_text(text));
+    }
+    Ok(pem)
+}
+
 /// `--timeout` limits, in seconds.
 const TIMEOUT_MIN: f64 = 0.001;
 const TIMEOUT_MAX: f64 = 86_400.0;
@@ -254,6 +278,10 @@ CONNECTION AND OUTPUT OPTIONS:
     --timeout SECONDS         the most one attempt may take, 0.001 to 86400; default: 60
     --max-retries N           retries of failures that cannot send twice, 0 to 10;
                               default: 2
+    --ca-file FILE            trust exactly the certificates in this PEM file (a corporate
+                              proxy's or a local server's CA), at most 16 MiB;
+                              default: $SSL_CERT_FILE / $SSL_CERT_DIR, else the built-in
+                              Mozilla roots
     --json                    print {\"conversation_id\", \"request_id\", \"idempotency_key\"} on
                               success, and errors as a JSON object on stderr; default: off
 ";
@@ -273,6 +301,7 @@ pub enum KeyNeed {
 pub struct ClientFlags {
     api_key_file: Option<String>,
     base_url: Option<String>,
+    ca_file: Option<String>,
     timeout: Option<Duration>,
     max_retries: Option<u32>,
     pub json: bool,
@@ -283,7 +312,7 @@ impl ClientFlags {
     pub fn accepts(flag: &str) -> bool {
         matches!(
             flag,
-            "--api-key-file" | "--base-url" | "--timeout" | "--max-retries" | "--json"
+            "--api-key-file" | "--base-url" | "--ca-file" | "--timeout" | "--max-retries" | "--json"
         )
     }
 
@@ -292,6 +321,7 @@ impl ClientFlags {
         match flag {
             "--api-key-file" => once(&mut self.api_key_file, flag, args.value(flag)?)?,
             "--base-url" => once(&mut self.base_url, flag, args.value(flag)?)?,
+            "--ca-file" => once(&mut self.ca_file, flag, args.value(flag)?)?,
             "--timeout" => {
                 let t = seconds(flag, &args.value(flag)?, TIMEOUT_MIN, TIMEOUT_MAX)?;
                 once(&mut self.timeout, flag, t)?;
@@ -312,8 +342,12 @@ impl ClientFlags {
         if let Some(url) = &self.base_url {
             // Checked alone first, so that its error can name the flag.
             let probe = ClientBuilder::new().api_key(PLACEHOLDER_KEY).no_proxy();
-            if let Err(e) = probe.base_url(url).build() {
-                return Err(Failure::from_error(&e).with_text(format!("--base-url: {e}")));
+            match probe.base_url(url).build() {
+                // Other problems (SSL_CERT_FILE, say) are the full build's to report.
+                Err(e) if e.to_string().contains("the base url") => {
+                    return Err(Failure::from_error(&e).with_text(format!("--base-url: {e}")));
+                }
+                _ => {}
             }
         }
         let mut b = ClientBuilder::from_env();
@@ -333,6 +367,9 @@ impl ClientFlags {
         }
         if let Some(url) = &self.base_url {
             b = b.base_url(url);
+        }
+        if let Some(path) = &self.ca_file {
+            b = b.root_certificates_pem(read_ca_file(path)?);
         }
         if let Some(t) = self.timeout {
             b = b.timeout(t);

@@ -58,6 +58,10 @@ ENVIRONMENT:
     TELNYX_BASE_URL           the API base URL
     HTTPS_PROXY, ALL_PROXY, NO_PROXY
                               proxy settings, read as curl reads them
+    SSL_CERT_FILE, SSL_CERT_DIR
+                              certificates to trust instead of the built-in roots (a PEM
+                              file; directories of *.pem / *.crt), as OpenSSL and curl
+                              read them; --ca-file wins over both
 
 OUTPUT:
     On success the conversation id alone on stdout (an empty line if the server sent none),
