@@ -3,8 +3,9 @@
 //! mockito cannot hang, drop, drip, reset or count connections; this can. Each request is read
 //! in full and handed to a *handler* that decides what the server does with it (a [`Step`]).
 //! The usual handler is a script: a list of steps, one per request, then the last one repeated
-//! ([`ScriptServer::start`]); any closure can be one ([`ScriptServer::with_handler`]). The
-//! server records every request it reads (or only counts them), and counts connections, requests in flight and TLS handshakes.
+//! ([`ScriptServer::start`]). [`telnyx::Telnyx`] is another: a model of Telnyx's
+//! `Idempotency-Key` handling with injectable faults. The server records every request it reads
+//! (or only counts them), and counts connections, requests in flight and TLS handshakes.
 //! Keep-alive is supported, one thread per connection. Every wait is bounded, and dropping the
 //! server stops its accept loop (connections already open end on their own, within their
 //! bounded timeouts).
@@ -13,6 +14,7 @@
 //! and certificates made at test time ([`tls::pki`]); every step works the same over TLS.
 #![allow(dead_code)] // Each test binary and bench uses a different part of it.
 
+pub mod telnyx;
 pub mod tls;
 
 use std::fmt;
