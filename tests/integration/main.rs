@@ -10,6 +10,7 @@ mod env;
 mod errors;
 mod load;
 mod retries;
+mod server_selftest;
 mod validation;
 mod wire;
 

@@ -3,9 +3,10 @@
 //! mockito cannot hang, drop, drip, reset or count connections; this can. Each request is read
 //! in full and handed to a *handler* that decides what the server does with it (a [`Step`]).
 //! The usual handler is a script: a list of steps, one per request, then the last one repeated
-//! ([`ScriptServer::start`]). [`telnyx::Telnyx`] is another: a model of Telnyx's
-//! `Idempotency-Key` handling with injectable faults. The server records every request it reads
-//! (or only counts them), and counts connections, requests in flight and TLS handshakes.
+//! ([`ScriptServer::start`]); any closure can be one ([`ScriptServer::with_handler`]), and
+//! [`telnyx::Telnyx`] is one that models Telnyx's `Idempotency-Key` handling with injectable
+//! faults. The server records every request it reads (or only counts them), and counts
+//! connections, requests in flight and TLS handshakes.
 //! Keep-alive is supported, one thread per connection. Every wait is bounded, and dropping the
 //! server stops its accept loop (connections already open end on their own, within their
 //! bounded timeouts).
