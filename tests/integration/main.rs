@@ -17,6 +17,7 @@ mod hostile;
 mod load;
 mod phases;
 mod retries;
+mod server_selftest;
 mod validation;
 mod wire;
 
