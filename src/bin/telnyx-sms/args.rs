@@ -312,7 +312,12 @@ impl ClientFlags {
     pub fn accepts(flag: &str) -> bool {
         matches!(
             flag,
-            "--api-key-file" | "--base-url" | "--ca-file" | "--timeout" | "--max-retries" | "--json"
+            "--api-key-file"
+                | "--base-url"
+                | "--ca-file"
+                | "--timeout"
+                | "--max-retries"
+                | "--json"
         )
     }
 

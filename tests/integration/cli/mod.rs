@@ -6,6 +6,7 @@
 
 mod failures;
 mod send;
+mod tls;
 mod usage;
 
 use std::ffi::OsStr;

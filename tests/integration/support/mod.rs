@@ -27,8 +27,9 @@ use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 /// Variables a test or bench process removes before it configures a client: a proxy must not
-/// redirect loopback traffic, and nothing may point a test at the real API.
-pub const SCRUBBED_ENV: [&str; 10] = [
+/// redirect loopback traffic, nothing may point a test at the real API, and the machine's
+/// trust settings must not decide a TLS test.
+pub const SCRUBBED_ENV: [&str; 12] = [
     "HTTPS_PROXY",
     "https_proxy",
     "HTTP_PROXY",
@@ -39,6 +40,8 @@ pub const SCRUBBED_ENV: [&str; 10] = [
     "no_proxy",
     "TELNYX_API_KEY",
     "TELNYX_BASE_URL",
+    "SSL_CERT_FILE",
+    "SSL_CERT_DIR",
 ];
 
 /// The 200 body the Assistant SMS Chat call answers with.

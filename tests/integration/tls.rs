@@ -1,0 +1,465 @@
+//! TLS for real: full handshakes with the client, against the scripted server in TLS mode on
+//! 127.0.0.1, with certificates made at test time. What is trusted, what a certificate
+//! failure says, which side of the "not sent" line each TLS failure falls on, and what
+//! keep-alive and reconnects cost in handshakes.
+
+use std::time::Duration;
+
+use telnyx_assistant_sms::{Client, ClientBuilder, ErrorKind, SendSmsRequest};
+
+use crate::support::tls::{CaFile, Leaf, Resumption, TlsConfig, ca_pem, pki};
+use crate::support::{ScriptServer, Step, wait_until};
+use crate::{KEY, is_child, run_child};
+
+fn req() -> SendSmsRequest {
+    SendSmsRequest::new("+15550001111", "+15550002222")
+        .text("hi")
+        .metadata("n", 3)
+}
+
+fn tls_server(config: TlsConfig, steps: Vec<Step>) -> ScriptServer {
+    ScriptServer::builder().steps(steps).tls(config).start()
+}
+
+/// A builder for `base` that trusts the test CA.
+fn trusting(base: &str) -> ClientBuilder {
+    crate::builder(base).root_certificates_pem(ca_pem())
+}
+
+/// The request as the server saw it, less what differs by connection (`host`).
+fn seen(server: &ScriptServer) -> (String, String, Vec<(String, String)>, Vec<u8>) {
+    let r = server.requests().remove(0);
+    let headers = r
+        .headers
+        .iter()
+        .filter(|(n, _)| n != "host" && n != "idempotency-key")
+        .cloned()
+        .collect();
+    (r.method, r.path, headers, r.body)
+}
+
+#[test]
+fn a_send_over_tls_to_an_ip_address_puts_the_same_bytes_on_the_wire() {
+    let tls = tls_server(TlsConfig::new(), vec![Step::ok()]);
+    assert!(tls.base_url().starts_with("https://127.0.0.1:"));
+    let res = trusting(&tls.base_url())
+        .build()
+        .unwrap()
+        .send_sms("asst-1", &req())
+        .unwrap();
+    assert_eq!(res.conversation_id.as_deref(), Some("conv-42"));
+    assert_eq!(tls.full_handshakes(), 1);
+
+    let clear = ScriptServer::start(vec![Step::ok()]);
+    crate::builder(&clear.base_url())
+        .build()
+        .unwrap()
+        .send_sms("asst-1", &req())
+        .unwrap();
+    assert_eq!(seen(&tls), seen(&clear));
+    let r = &tls.requests()[0];
+    assert_eq!(r.header("host"), Some(tls.addr().to_string().as_str()));
+    assert_eq!(
+        r.header("authorization"),
+        Some(format!("Bearer {KEY}").as_str())
+    );
+}
+
+#[test]
+fn a_send_over_tls_to_localhost_uses_the_name() {
+    let tls = tls_server(TlsConfig::new(), vec![Step::ok()]);
+    let base = tls.base_url_localhost();
+    assert!(base.starts_with("https://localhost:"));
+    trusting(&base)
+        .build()
+        .unwrap()
+        .send_sms("asst-1", &req())
+        .unwrap();
+    assert_eq!(tls.request_count(), 1);
+    // The leaf is valid for both, so check the name mattered: one valid for neither fails.
+    let wrong = tls_server(TlsConfig::new().leaf(Leaf::WrongName), vec![Step::ok()]);
+    let err = trusting(&wrong.base_url_localhost())
+        .build()
+        .unwrap()
+        .send_sms("asst-1", &req())
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("not valid for this host name"),
+        "{err}"
+    );
+}
+
+#[test]
+fn ssl_cert_file_and_ssl_cert_dir_are_trusted() {
+    let tls = tls_server(TlsConfig::new(), vec![Step::ok()]);
+    let ca = CaFile::new();
+    let out = run_child(
+        "tls::child_sends_with_the_environments_roots",
+        &[
+            ("SSL_CERT_FILE", ca.path().to_str().unwrap()),
+            ("TEST_BASE_URL", &tls.base_url()),
+        ],
+    );
+    assert!(
+        out.contains("sent with 1 certificate from SSL_CERT_FILE="),
+        "{out}"
+    );
+
+    // A directory: the *.pem / *.crt files in it count, other files are ignored.
+    let dir = std::env::temp_dir().join(format!("telnyx-sms-test-certdir-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("test-ca.crt"), ca_pem()).unwrap();
+    std::fs::write(dir.join("notes.txt"), "not a certificate").unwrap();
+    std::fs::write(
+        dir.join("key.pem"),
+        "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n",
+    )
+    .unwrap();
+    let out = run_child(
+        "tls::child_sends_with_the_environments_roots",
+        &[
+            ("SSL_CERT_DIR", dir.to_str().unwrap()),
+            ("TEST_BASE_URL", &tls.base_url()),
+        ],
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(
+        out.contains("sent with 1 certificate from SSL_CERT_DIR="),
+        "{out}"
+    );
+    assert_eq!(tls.request_count(), 2);
+}
+
+#[test]
+fn child_sends_with_the_environments_roots() {
+    if !is_child("tls::child_sends_with_the_environments_roots") {
+        return;
+    }
+    let base = std::env::var("TEST_BASE_URL").unwrap();
+    let client = crate::builder(&base).build().unwrap();
+    let shown = format!("{client:?}");
+    assert!(!shown.contains("BEGIN CERTIFICATE"), "{shown}");
+    client.send_sms("asst-1", &req()).unwrap();
+    let trust = shown
+        .split("trust: \"")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap();
+    println!("sent with {trust}");
+}
+
+#[test]
+fn unusable_trust_settings_are_config_errors_naming_their_source() {
+    let base = "https://127.0.0.1:9/v2";
+    let config_error = |b: ClientBuilder| {
+        let e = b.build().unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Config);
+        e.to_string()
+    };
+    assert_eq!(
+        config_error(crate::builder(base).root_certificates_pem("")),
+        "invalid configuration: the root_certificates_pem bundle holds no certificate \
+         (expected -----BEGIN CERTIFICATE----- blocks)"
+    );
+    assert_eq!(
+        config_error(crate::builder(base).root_certificates_pem(&pki().leaf(Leaf::Good).pem[..40])),
+        "invalid configuration: the root_certificates_pem bundle cannot be parsed as PEM \
+         (a -----BEGIN CERTIFICATE----- block is malformed)"
+    );
+    let garbage = "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n";
+    assert_eq!(
+        config_error(crate::builder(base).root_certificates_pem(garbage)),
+        "invalid configuration: the root_certificates_pem bundle holds no usable certificate \
+         (1 could not be parsed)"
+    );
+    // Given in code, it is checked even for a clear-text loopback base URL.
+    let msg = config_error(crate::builder("http://127.0.0.1:9/v2").root_certificates_pem("x"));
+    assert!(msg.contains("holds no certificate"), "{msg}");
+    // Several certificates in one bundle are all trusted, garbage around them ignored.
+    let two = format!("junk\n{}\n{}", ca_pem(), pki().leaf(Leaf::SelfSigned).pem);
+    let client = crate::builder(base)
+        .root_certificates_pem(two)
+        .build()
+        .unwrap();
+    assert!(
+        format!("{client:?}").contains("trust: \"2 certificates from root_certificates_pem\""),
+        "{client:?}"
+    );
+
+    let out = run_child(
+        "tls::child_bad_ssl_cert_file",
+        &[("SSL_CERT_FILE", "/nonexistent/ca.pem")],
+    );
+    assert!(out.contains("checked"), "{out}");
+}
+
+#[test]
+fn child_bad_ssl_cert_file() {
+    if !is_child("tls::child_bad_ssl_cert_file") {
+        return;
+    }
+    let err = crate::builder("https://127.0.0.1:9/v2")
+        .build()
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Config);
+    assert_eq!(
+        err.to_string(),
+        "invalid configuration: SSL_CERT_FILE (/nonexistent/ca.pem) cannot be read: no such file or directory"
+    );
+    // An http (loopback) base URL does not need it, and is not stopped by it.
+    crate::builder("http://127.0.0.1:9/v2").build().unwrap();
+    // Roots given in code win over the variable.
+    crate::builder("https://127.0.0.1:9/v2")
+        .root_certificates_pem(ca_pem())
+        .build()
+        .unwrap();
+    println!("checked");
+}
+
+/// A send that a certificate problem stops: exactly one attempt, nothing sent.
+fn certificate_failure(leaf: Leaf, trust_ca: bool) -> String {
+    let tls = tls_server(TlsConfig::new().leaf(leaf), vec![Step::ok()]);
+    let b = crate::builder(&tls.base_url()).max_retries(2);
+    let b = if trust_ca {
+        b.root_certificates_pem(ca_pem())
+    } else {
+        b
+    };
+    let err = b.build().unwrap().send_sms("asst-1", &req()).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Transport, "{err}");
+    assert_eq!(
+        err.attempts(),
+        1,
+        "a certificate failure is not retried: {err}"
+    );
+    assert!(!err.may_have_been_sent(), "{err}");
+    assert_eq!(tls.request_count(), 0);
+    assert!(wait_until(Duration::from_secs(2), || tls
+        .counts()
+        .failed_handshakes
+        == 1));
+    err.to_string()
+}
+
+#[test]
+fn an_untrusted_certificate_says_what_to_do() {
+    let shown = certificate_failure(Leaf::Good, false);
+    let addr = shown
+        .split("with ")
+        .nth(1)
+        .unwrap()
+        .split(' ')
+        .next()
+        .unwrap()
+        .to_owned();
+    assert_eq!(
+        shown,
+        format!(
+            "transport error: the tls handshake with {addr} failed: the server's certificate is \
+             not trusted (unknown issuer); if a proxy or a local server uses its own certificate \
+             authority, trust it with SSL_CERT_FILE or ClientBuilder::root_certificates_pem; \
+             the sms was not sent"
+        )
+    );
+    let shown = certificate_failure(Leaf::SelfSigned, true);
+    assert!(shown.contains("not trusted (unknown issuer)"), "{shown}");
+}
+
+#[test]
+fn a_certificate_for_another_name_or_out_of_date_is_named() {
+    let shown = certificate_failure(Leaf::WrongName, true);
+    assert!(
+        shown.contains(
+            "failed: the server's certificate is not valid for this host name; the sms was not sent"
+        ),
+        "{shown}"
+    );
+    let shown = certificate_failure(Leaf::Expired, true);
+    assert!(
+        shown.contains("failed: the server's certificate has expired; the sms was not sent"),
+        "{shown}"
+    );
+}
+
+#[test]
+fn a_handshake_cut_short_is_retried_as_not_delivered() {
+    // Every handshake cut: three attempts, not sent, even without a key.
+    let tls = tls_server(
+        TlsConfig::new().close_during_handshake(usize::MAX),
+        vec![Step::ok()],
+    );
+    let client = trusting(&tls.base_url())
+        .auto_idempotency_key(false)
+        .build()
+        .unwrap();
+    let err = client.send_sms("asst-1", &req()).unwrap_err();
+    assert_eq!(err.attempts(), 3, "{err}");
+    assert!(!err.may_have_been_sent(), "{err}");
+    assert_eq!(tls.request_count(), 0);
+    assert!(
+        err.to_string().starts_with(&format!(
+            "transport error: could not connect to {}: the connection closed while it was being opened",
+            tls.addr()
+        )),
+        "{err}"
+    );
+    // The first cut, then a good handshake: sent on the second attempt.
+    let tls = tls_server(TlsConfig::new().close_during_handshake(1), vec![Step::ok()]);
+    let client = trusting(&tls.base_url())
+        .auto_idempotency_key(false)
+        .build()
+        .unwrap();
+    let res = client.send_sms("asst-1", &req()).unwrap();
+    assert_eq!((res.attempts, tls.request_count()), (2, 1));
+}
+
+#[test]
+fn a_tls_failure_after_the_request_was_written_may_have_been_sent() {
+    // The server reads the request, then writes a TLS record of noise.
+    let tls = tls_server(TlsConfig::new(), vec![Step::GarbageAfterRequest]);
+    let client = trusting(&tls.base_url())
+        .auto_idempotency_key(false)
+        .build()
+        .unwrap();
+    let err = client.send_sms("asst-1", &req()).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Transport);
+    assert!(err.may_have_been_sent(), "{err}");
+    assert_eq!((err.attempts(), tls.request_count()), (1, 1));
+    assert_eq!(
+        err.to_string(),
+        "transport error: the tls connection failed after the request was sent; the sms may have been sent"
+    );
+    // Under a key it is retried: the server replays rather than sends again.
+    let tls = tls_server(
+        TlsConfig::new(),
+        vec![Step::GarbageAfterRequest, Step::ok()],
+    );
+    let res = trusting(&tls.base_url())
+        .build()
+        .unwrap()
+        .send_sms("asst-1", &req())
+        .unwrap();
+    assert_eq!(res.attempts, 2);
+    let r = tls.requests();
+    assert_eq!(
+        r[0].header("idempotency-key"),
+        r[1].header("idempotency-key")
+    );
+}
+
+#[test]
+fn keep_alive_over_tls_is_one_connection_and_one_handshake() {
+    let tls = tls_server(TlsConfig::new(), vec![Step::ok()]);
+    let client = trusting(&tls.base_url()).build().unwrap();
+    for _ in 0..20 {
+        client.send_sms("asst-1", &req()).unwrap();
+    }
+    assert_eq!(tls.request_count(), 20);
+    assert_eq!(tls.connections(), 1);
+    assert_eq!((tls.full_handshakes(), tls.resumed_handshakes()), (1, 0));
+}
+
+#[test]
+fn after_the_server_closes_an_idle_connection_the_next_send_reconnects_and_resumes() {
+    for (resumption, resumed) in [
+        (Resumption::SessionCache, 1),
+        (Resumption::Tickets, 1),
+        (Resumption::Off, 0),
+    ] {
+        let tls = tls_server(
+            TlsConfig::new().resumption(resumption),
+            vec![Step::OkThenClose, Step::ok()],
+        );
+        let client = trusting(&tls.base_url()).build().unwrap();
+        client.send_sms("asst-1", &req()).unwrap();
+        // Let the close reach the client's pool before the next send.
+        assert!(wait_until(Duration::from_secs(2), || tls.counts().closed == 1));
+        let res = client.send_sms("asst-1", &req()).unwrap();
+        assert_eq!(
+            res.attempts, 1,
+            "{resumption:?}: the stale connection was not used"
+        );
+        assert_eq!(tls.connections(), 2, "{resumption:?}");
+        assert_eq!(
+            (tls.full_handshakes(), tls.resumed_handshakes()),
+            (2 - resumed, resumed),
+            "{resumption:?}"
+        );
+    }
+}
+
+#[test]
+fn retries_and_timeouts_hold_over_tls() {
+    // 500 then 200: retried under the same key.
+    let tls = tls_server(TlsConfig::new(), vec![Step::json(500, "{}"), Step::ok()]);
+    let res = trusting(&tls.base_url())
+        .build()
+        .unwrap()
+        .send_sms("asst-1", &req())
+        .unwrap();
+    assert_eq!(res.attempts, 2);
+    let r = tls.requests();
+    assert_eq!(
+        r[0].header("idempotency-key"),
+        r[1].header("idempotency-key")
+    );
+    assert_eq!(r[1].header("x-stainless-retry-count"), Some("1"));
+
+    // A server that reads the request and says nothing: the attempt times out, in doubt.
+    let tls = tls_server(TlsConfig::new(), vec![Step::Silent(Duration::from_secs(3))]);
+    let client = trusting(&tls.base_url())
+        .timeout(Duration::from_millis(300))
+        .max_retries(0)
+        .build()
+        .unwrap();
+    let started = std::time::Instant::now();
+    let err = client.send_sms("asst-1", &req()).unwrap_err();
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(err.kind(), ErrorKind::Transport);
+    assert!(err.may_have_been_sent());
+    assert_eq!(
+        err.to_string(),
+        "transport error: timed out waiting for the answer; the sms may have been sent"
+    );
+}
+
+#[test]
+fn debug_names_the_trust_source_without_certificates() {
+    let b = crate::builder("https://127.0.0.1:9/v2").root_certificates_pem(ca_pem());
+    let shown = format!("{b:?}");
+    assert!(shown.contains("trust: Pem("), "{shown}");
+    assert!(!shown.contains("BEGIN"), "{shown}");
+    let client = b.build().unwrap();
+    assert!(format!("{client:?}").contains("trust: \"1 certificate from root_certificates_pem\""));
+    let client = Client::builder()
+        .api_key(KEY)
+        .base_url("http://127.0.0.1:9/v2")
+        .no_proxy()
+        .build()
+        .unwrap();
+    assert!(format!("{client:?}").contains("none needed (clear-text http to loopback)"));
+}
+
+#[cfg(feature = "platform-verifier")]
+#[test]
+fn platform_roots_verify_with_the_systems_store() {
+    // The test CA is in no system store: the platform verifier refuses it, before sending.
+    let tls = tls_server(TlsConfig::new(), vec![Step::ok()]);
+    let client = crate::builder(&tls.base_url())
+        .platform_roots()
+        .build()
+        .unwrap();
+    assert!(format!("{client:?}").contains("operating system's trust store"));
+    let err = client.send_sms("asst-1", &req()).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Transport, "{err}");
+    assert!(!err.may_have_been_sent());
+    assert_eq!(err.attempts(), 1, "{err}");
+    assert!(err.to_string().contains("certificate"), "{err}");
+    assert_eq!(tls.request_count(), 0);
+}
