@@ -45,6 +45,7 @@ pub struct ClientBuilder {
     timeout: Duration,
     connect_timeout: Duration,
     max_retries: u32,
+    backoff: (Duration, Duration),
     auto_idempotency_key: bool,
     retry_ambiguous: bool,
     proxy: ProxyChoice,
@@ -61,6 +62,7 @@ impl fmt::Debug for ClientBuilder {
             .field("timeout", &self.timeout)
             .field("connect_timeout", &self.connect_timeout)
             .field("max_retries", &self.max_retries)
+            .field("retry_backoff", &self.backoff)
             .field("auto_idempotency_key", &self.auto_idempotency_key)
             .field("retry_ambiguous", &self.retry_ambiguous)
             .finish_non_exhaustive()
@@ -79,6 +81,7 @@ impl Default for ClientBuilder {
             timeout: DEFAULT_TIMEOUT,
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
             max_retries: DEFAULT_MAX_RETRIES,
+            backoff: (crate::retry::BACKOFF_START, crate::retry::BACKOFF_MAX),
             auto_idempotency_key: true,
             retry_ambiguous: false,
             proxy: ProxyChoice::FromEnv,
@@ -173,6 +176,17 @@ impl ClientBuilder {
     /// Defaults to 2.
     pub fn max_retries(mut self, n: u32) -> Self {
         self.max_retries = n;
+        self
+    }
+
+    /// The wait before a retry when the server asks for none: `initial` before the first
+    /// retry, doubling for each one after it up to `max`, each time shortened by a random
+    /// 0 to 25 % (jitter, so that many clients do not retry in step). A wait the server asks
+    /// for (`retry-after-ms`, `Retry-After`) is used instead, whatever these are.
+    ///
+    /// Defaults to 0.5 s doubling to 8 s, as the official SDKs wait.
+    pub fn retry_backoff(mut self, initial: Duration, max: Duration) -> Self {
+        self.backoff = (initial, max);
         self
     }
 
@@ -291,6 +305,11 @@ impl ClientBuilder {
         if self.timeout.is_zero() {
             return Err(Error::config("the timeout must be greater than zero"));
         }
+        if self.backoff.1 < self.backoff.0 {
+            return Err(Error::config(
+                "the retry backoff's maximum must be at least its initial wait",
+            ));
+        }
         if self.connect_timeout.is_zero() {
             return Err(Error::config(
                 "the connect timeout must be greater than zero",
@@ -351,6 +370,7 @@ impl ClientBuilder {
             timeout: self.timeout,
             connect_timeout: self.connect_timeout,
             max_retries: self.max_retries,
+            backoff: self.backoff,
             auto_idempotency_key: self.auto_idempotency_key,
             retry_ambiguous: self.retry_ambiguous,
         }))

@@ -77,6 +77,8 @@ pub(crate) struct Inner {
     pub(crate) timeout: Duration,
     pub(crate) connect_timeout: Duration,
     pub(crate) max_retries: u32,
+    /// The first wait between attempts and the most it doubles to.
+    pub(crate) backoff: (Duration, Duration),
     pub(crate) auto_idempotency_key: bool,
     pub(crate) retry_ambiguous: bool,
 }
@@ -92,6 +94,7 @@ impl fmt::Debug for Client {
             .field("timeout", &i.timeout)
             .field("connect_timeout", &i.connect_timeout)
             .field("max_retries", &i.max_retries)
+            .field("retry_backoff", &i.backoff)
             .field("auto_idempotency_key", &i.auto_idempotency_key)
             .field("retry_ambiguous", &i.retry_ambiguous)
             .finish_non_exhaustive()
@@ -385,9 +388,11 @@ impl Client {
                 Retry::UnderKey => key.is_some() || self.inner.retry_ambiguous,
                 Retry::Never => false,
             };
-            let (wait, source) = failure
-                .server_wait
-                .unwrap_or_else(|| (retry::backoff(retry), WaitSource::Backoff));
+            let (wait, source) = failure.server_wait.unwrap_or_else(|| {
+                let i = &self.inner;
+                let wait = retry::backoff(retry, i.backoff.0, i.backoff.1);
+                (wait, WaitSource::Backoff)
+            });
             if !retryable || retry >= self.inner.max_retries || wait > retry::MAX_SERVER_WAIT {
                 let error = failure
                     .error

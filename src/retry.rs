@@ -8,8 +8,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// Longest server-requested wait that is slept through; a longer one ends the send at once.
 pub(crate) const MAX_SERVER_WAIT: Duration = Duration::from_secs(60);
-const BACKOFF_START: Duration = Duration::from_millis(500);
-const BACKOFF_MAX: Duration = Duration::from_secs(8);
+/// The default backoff: 0.5 s, doubling to at most 8 s, as the official SDKs wait.
+pub(crate) const BACKOFF_START: Duration = Duration::from_millis(500);
+pub(crate) const BACKOFF_MAX: Duration = Duration::from_secs(8);
 
 /// Whether a failed attempt may be tried again.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -270,12 +271,12 @@ pub(crate) fn server_wait(
     Some((wait, WaitSource::RetryAfter))
 }
 
-/// Exponential backoff for retry number `retry` (0-based): 0.5 s doubling to at most 8 s,
-/// times a jitter factor in (0.75, 1].
-pub(crate) fn backoff(retry: u32) -> Duration {
-    let base = BACKOFF_START
+/// Exponential backoff for retry number `retry` (0-based): `start` doubling to at most `max`
+/// (0.5 s to 8 s by default), times a jitter factor in (0.75, 1].
+pub(crate) fn backoff(retry: u32, start: Duration, max: Duration) -> Duration {
+    let base = start
         .saturating_mul(1u32.checked_shl(retry.min(16)).unwrap_or(u32::MAX))
-        .min(BACKOFF_MAX);
+        .min(max);
     let jitter = 1.0 - (random_u64() as f64 / u64::MAX as f64) * 0.25;
     base.mul_f64(jitter)
 }
@@ -429,11 +430,13 @@ mod tests {
             (9, 8000),
         ] {
             // In microseconds: whole milliseconds could round down onto the lower bound.
-            let d = backoff(retry).as_micros() as u64;
+            let d = backoff(retry, BACKOFF_START, BACKOFF_MAX).as_micros() as u64;
             let max = max_ms * 1000;
             assert!(d > max * 3 / 4 && d <= max, "retry {retry}: {d} µs");
         }
-        assert!(backoff(u32::MAX) <= BACKOFF_MAX);
+        assert!(backoff(u32::MAX, BACKOFF_START, BACKOFF_MAX) <= BACKOFF_MAX);
+        let short = backoff(3, Duration::from_millis(10), Duration::from_millis(50));
+        assert!(short <= Duration::from_millis(50) && short > Duration::from_millis(37));
     }
 
     #[test]

@@ -18,6 +18,7 @@ mod load;
 mod phases;
 mod retries;
 mod server_selftest;
+mod soak;
 mod tls;
 mod validation;
 mod wire;
