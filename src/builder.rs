@@ -336,9 +336,10 @@ impl ClientBuilder {
             // A redirect of this POST is unexpected: report it rather than follow it.
             .max_redirects(0)
             .proxy(proxy.map(|p| p.proxy))
-            // Keep enough idle connections for a client shared by a few threads.
-            .max_idle_connections(16)
-            .max_idle_connections_per_host(16);
+            // Keep an idle connection for every worker of the largest batch (and so for any
+            // client shared by that many threads); unused ones close after 15 s.
+            .max_idle_connections(crate::batch::MAX_CONCURRENCY)
+            .max_idle_connections_per_host(crate::batch::MAX_CONCURRENCY);
         #[cfg(feature = "rustls")]
         let config = match trust.as_ref().and_then(|t| t.roots.clone()) {
             Some(roots) => config.tls_config(TlsConfig::builder().root_certs(roots).build()),

@@ -9,6 +9,7 @@ use ureq::Agent;
 use ureq::http::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE};
 use ureq::http::{HeaderName, HeaderValue};
 
+use crate::batch::Pacer;
 use crate::builder::ClientBuilder;
 use crate::error::{Error, Violation, human};
 use crate::request::SendSmsRequest;
@@ -116,7 +117,7 @@ fn push_segment(out: &mut String, segment: &str) {
     }
 }
 
-fn check_assistant_id(id: &str, out: &mut Vec<Violation>) {
+pub(crate) fn check_assistant_id(id: &str, out: &mut Vec<Violation>) {
     let path = ["path", "assistant_id"];
     if id.trim().is_empty() {
         out.push(Violation::new(&path, "must not be blank", "blank"));
@@ -219,6 +220,19 @@ struct Failure {
 
 /// Log records go to this target, whatever module they come from.
 const LOG_TARGET: &str = "telnyx_assistant_sms";
+
+/// A log record of the crate's target, with a `batch_index` field when the send is part of
+/// a batch.
+macro_rules! record {
+    ($level:expr, $index:expr, { $($k:ident = $v:expr),* }, $($arg:tt)+) => {
+        match $index {
+            Some(batch_index) => log::log!(
+                target: LOG_TARGET, $level, $($k = $v,)* batch_index = batch_index; $($arg)+
+            ),
+            None => log::log!(target: LOG_TARGET, $level, $($k = $v),*; $($arg)+),
+        }
+    };
+}
 
 impl Client {
     pub(crate) fn from_inner(inner: Inner) -> Client {
@@ -354,16 +368,32 @@ impl Client {
                  url; prepare it again with the client that is to send it",
             ));
         }
+        self.send_paced(prepared, None)
+    }
+
+    /// The send loop: attempts, retries and waits, for one send alone or one request of a
+    /// batch (whose pacer spaces and pauses attempts across workers, and whose index goes
+    /// into every log record).
+    pub(crate) fn send_paced(
+        &self,
+        prepared: &PreparedSend,
+        batch: Option<(&Pacer, usize)>,
+    ) -> Result<SendSmsResponse, Error> {
         let key = prepared.idempotency_key.as_deref();
+        let index = batch.map(|b| b.1);
         let started = Instant::now();
         let mut any_maybe_sent = false;
         let mut retry: u32 = 0;
         loop {
+            if let Some((pacer, _)) = batch {
+                pacer.before_attempt();
+            }
             let attempt_started = Instant::now();
             let failure = match self.attempt(prepared, retry) {
                 Ok(mut res) => {
                     log_attempt(
                         prepared,
+                        index,
                         retry,
                         attempt_started,
                         "ok",
@@ -377,6 +407,7 @@ impl Client {
             };
             log_attempt(
                 prepared,
+                index,
                 retry,
                 attempt_started,
                 failure.error.what(),
@@ -388,6 +419,12 @@ impl Client {
                 Retry::UnderKey => key.is_some() || self.inner.retry_ambiguous,
                 Retry::Never => false,
             };
+            if let (Some((pacer, _)), Some((wait, _))) = (batch, failure.server_wait) {
+                // The server asked everyone to slow down, not just this worker.
+                if matches!(failure.error.status(), Some(429 | 503)) {
+                    pacer.pause_all(wait.min(retry::MAX_SERVER_WAIT));
+                }
+            }
             let (wait, source) = failure.server_wait.unwrap_or_else(|| {
                 let i = &self.inner;
                 let wait = retry::backoff(retry, i.backoff.0, i.backoff.1);
@@ -397,23 +434,31 @@ impl Client {
                 let error = failure
                     .error
                     .finish(retry + 1, key, any_maybe_sent, started.elapsed());
-                log::warn!(
-                    target: LOG_TARGET,
-                    assistant_id = prepared.assistant_id.as_str(),
-                    attempts = retry + 1,
-                    elapsed_ms = millis(error.elapsed()),
-                    may_have_been_sent = error.may_have_been_sent();
-                    "giving up: {error}"
+                record!(
+                    log::Level::Warn,
+                    index,
+                    {
+                        assistant_id = prepared.assistant_id.as_str(),
+                        attempts = retry + 1,
+                        elapsed_ms = millis(error.elapsed()),
+                        may_have_been_sent = error.may_have_been_sent()
+                    },
+                    "{}giving up: {error}",
+                    Prefix(index)
                 );
                 return Err(error);
             }
-            log::info!(
-                target: LOG_TARGET,
-                assistant_id = prepared.assistant_id.as_str(),
-                attempt = retry + 2,
-                wait_ms = millis(wait),
-                wait_source = source.as_str();
-                "retrying in {} ({}): {}",
+            record!(
+                log::Level::Info,
+                index,
+                {
+                    assistant_id = prepared.assistant_id.as_str(),
+                    attempt = retry + 2,
+                    wait_ms = millis(wait),
+                    wait_source = source.as_str()
+                },
+                "{}retrying in {} ({}): {}",
+                Prefix(index),
                 human(wait),
                 source.describe(),
                 failure.error
@@ -535,9 +580,22 @@ impl Client {
     }
 }
 
+/// `request 7: ` before a batch request's log messages.
+struct Prefix(Option<usize>);
+
+impl fmt::Display for Prefix {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            Some(i) => write!(f, "request {i}: "),
+            None => Ok(()),
+        }
+    }
+}
+
 /// The `debug` record of one attempt: never the key, the text, the numbers or metadata.
 fn log_attempt(
     p: &PreparedSend,
+    index: Option<usize>,
     retry: u32,
     started: Instant,
     outcome: &str,
@@ -546,15 +604,19 @@ fn log_attempt(
     if log::log_enabled!(target: LOG_TARGET, log::Level::Debug) {
         let took = started.elapsed();
         let request_id = request_id.map(|id| Clean(id, 80).to_string());
-        log::debug!(
-            target: LOG_TARGET,
-            assistant_id = p.assistant_id.as_str(),
-            attempt = retry + 1,
-            idempotency_key = p.idempotency_key.as_deref().unwrap_or(""),
-            outcome = outcome,
-            duration_ms = millis(took),
-            request_id = request_id.as_deref().unwrap_or("");
-            "attempt {} to assistant {}: {outcome} in {} (request id {}, idempotency key {})",
+        record!(
+            log::Level::Debug,
+            index,
+            {
+                assistant_id = p.assistant_id.as_str(),
+                attempt = retry + 1,
+                idempotency_key = p.idempotency_key.as_deref().unwrap_or(""),
+                outcome = outcome,
+                duration_ms = millis(took),
+                request_id = request_id.as_deref().unwrap_or("")
+            },
+            "{}attempt {} to assistant {}: {outcome} in {} (request id {}, idempotency key {})",
+            Prefix(index),
             retry + 1,
             Clean(&p.assistant_id, 80),
             human(took),

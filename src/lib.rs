@@ -107,6 +107,7 @@
 #![warn(missing_debug_implementations)]
 
 mod api_key;
+mod batch;
 mod builder;
 mod client;
 mod error;
@@ -128,6 +129,7 @@ use std::sync::OnceLock;
 #[doc = include_str!("../README.md")]
 pub struct ReadmeDoctests;
 
+pub use batch::{BatchOptions, BatchOutcome, BatchResult, BatchSummary, MAX_CONCURRENCY};
 pub use builder::ClientBuilder;
 pub use client::{
     API_KEY_ENV, BASE_URL_ENV, Client, DEFAULT_BASE_URL, MAX_ASSISTANT_ID_BYTES, MAX_BODY_BYTES,

@@ -7,6 +7,7 @@ mod support;
 #[global_allocator]
 static ALLOC: alloc::Counting = alloc::Counting;
 
+mod batch;
 #[cfg(feature = "cli")]
 mod cli;
 mod config;

@@ -1,0 +1,118 @@
+//! Pacing shared by a batch's workers: a smooth rate limit and a pause the server can ask
+//! for on everyone's behalf.
+
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// Spaces the attempts of all workers and holds them all while the server asked for a pause.
+#[derive(Debug)]
+pub(crate) struct Pacer {
+    /// The time between two attempts' starts, for a rate limit.
+    interval: Option<Duration>,
+    state: Mutex<State>,
+}
+
+#[derive(Debug)]
+struct State {
+    /// The earliest start of the next attempt.
+    next_slot: Instant,
+    /// No attempt starts before this.
+    paused_until: Instant,
+}
+
+impl Pacer {
+    /// A pacer for at most `per_second` attempt starts per second, evenly spaced (none: no
+    /// limit).
+    pub(crate) fn new(per_second: Option<f64>) -> Pacer {
+        let now = Instant::now();
+        Pacer {
+            interval: per_second.map(|r| Duration::from_secs_f64(1.0 / r)),
+            state: Mutex::new(State {
+                next_slot: now,
+                paused_until: now,
+            }),
+        }
+    }
+
+    /// Waits until this worker may start an attempt: no pause is on, and (with a rate) its
+    /// slot has come. Slots are handed out one interval apart and never saved up, so the
+    /// attempts are evenly spaced: no burst after an idle spell or at each second's start.
+    pub(crate) fn before_attempt(&self) {
+        loop {
+            let now = Instant::now();
+            let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
+            if s.paused_until > now {
+                let wait = s.paused_until - now;
+                drop(s);
+                std::thread::sleep(wait);
+                continue;
+            }
+            let Some(interval) = self.interval else {
+                return;
+            };
+            let slot = s.next_slot.max(now);
+            s.next_slot = slot + interval;
+            drop(s);
+            std::thread::sleep(slot.saturating_duration_since(now));
+            // A pause that began meanwhile holds this attempt too (it takes a new slot).
+            let s = self.state.lock().unwrap_or_else(|p| p.into_inner());
+            if s.paused_until <= Instant::now() {
+                return;
+            }
+        }
+    }
+
+    /// The server asked to wait `wait` (a 429 or 503): no worker starts an attempt before then.
+    pub(crate) fn pause_all(&self, wait: Duration) {
+        let until = Instant::now() + wait;
+        let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        s.paused_until = s.paused_until.max(until);
+        // After the pause, attempts resume evenly spaced rather than all at once.
+        s.next_slot = s.next_slot.max(until);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slots_are_evenly_spaced_and_never_saved_up() {
+        let p = Pacer::new(Some(200.0)); // 5 ms apart
+        let start = Instant::now();
+        for _ in 0..5 {
+            p.before_attempt();
+        }
+        let took = start.elapsed();
+        assert!(took >= Duration::from_millis(20), "{took:?}");
+        // Idle, then no burst: the next two are still an interval apart.
+        std::thread::sleep(Duration::from_millis(30));
+        p.before_attempt();
+        let t = Instant::now();
+        p.before_attempt();
+        assert!(t.elapsed() >= Duration::from_millis(4), "{:?}", t.elapsed());
+    }
+
+    #[test]
+    fn a_pause_holds_every_attempt() {
+        let p = Pacer::new(None);
+        p.pause_all(Duration::from_millis(40));
+        let t = Instant::now();
+        p.before_attempt();
+        assert!(
+            t.elapsed() >= Duration::from_millis(35),
+            "{:?}",
+            t.elapsed()
+        );
+        // A shorter pause asked later does not shorten a longer one.
+        p.pause_all(Duration::from_millis(40));
+        p.pause_all(Duration::from_millis(1));
+        let t = Instant::now();
+        p.before_attempt();
+        assert!(
+            t.elapsed() >= Duration::from_millis(35),
+            "{:?}",
+            t.elapsed()
+        );
+    }
+}
