@@ -12,9 +12,13 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use telnyx_assistant_sms::{Client, SendSmsRequest, SendSmsResponse};
 
+#[path = "client/batch.rs"]
+mod batch;
 mod harness;
 #[path = "../tests/integration/support/mod.rs"]
 mod support;
+#[path = "client/tls.rs"]
+mod tls;
 
 use harness::{Comparison, compare, show_ns};
 use support::{OK_BODY, ScriptServer, Step};
@@ -117,17 +121,34 @@ fn main() {
         None => eprintln!("not pinned: loopback figures will be noisier"),
     }
 
+    // `BENCH_ONLY=tls,batch cargo bench` runs only those groups.
+    let only = std::env::var("BENCH_ONLY").unwrap_or_default();
+    let wanted = |group: &str| only.is_empty() || only.split(',').any(|g| g.trim() == group);
     let mut rows = Vec::new();
-    eprintln!("1. per-call CPU work");
-    rows.push(cpu_build_validate_serialize());
-    rows.push(cpu_validate_serialize());
-    rows.push(cpu_prepare());
-    eprintln!("2. response handling");
-    rows.extend(response_parsing());
-    eprintln!("3. loopback round trip");
-    rows.extend(round_trips());
-    eprintln!("4. connection reuse");
-    rows.push(free_function(free_listener));
+    if wanted("cpu") {
+        eprintln!("cpu: per-call CPU work");
+        rows.push(cpu_build_validate_serialize());
+        rows.push(cpu_validate_serialize());
+        rows.push(cpu_prepare());
+        rows.extend(response_parsing());
+    }
+    if wanted("http") {
+        eprintln!("http: loopback round trips and connection reuse");
+        rows.extend(round_trips());
+        rows.push(free_function(free_listener));
+    }
+    if wanted("tls") {
+        eprintln!("tls: handshakes and round trips over TLS");
+        rows.extend(tls::figures());
+    }
+    if wanted("batch") {
+        eprintln!("batch: the batch engine");
+        rows.extend(batch::figures());
+    }
+    if wanted("log") {
+        eprintln!("log: what enabled log records cost");
+        rows.push(logging());
+    }
 
     println!();
     println!("| figure | baseline | per call (figure / baseline) | ratio | goal | met |");
@@ -317,7 +338,7 @@ fn round_trips() -> Vec<Row> {
         .build()
         .unwrap();
     let ours = compare(
-        "Client::send_sms, default configuration (127.0.0.1)",
+        "Client::send_sms, default configuration, no logger installed (127.0.0.1)",
         "bare ureq, default configuration, pre-serialized body",
         rounds,
         iters,
@@ -390,6 +411,52 @@ fn round_trips() -> Vec<Row> {
             rate: true,
         },
     ]
+}
+
+/// Logging: with no logger installed the records cost a level check each (the round-trip
+/// rows above run that way). This row shows what enabling them costs: a logger that takes
+/// every record at debug level and discards it, against the same with the level set to off.
+fn logging() -> Row {
+    struct Discard;
+    impl log::Log for Discard {
+        fn enabled(&self, _: &log::Metadata<'_>) -> bool {
+            true
+        }
+        fn log(&self, record: &log::Record<'_>) {
+            black_box(record.args().to_string());
+        }
+        fn flush(&self) {}
+    }
+    let _ = log::set_logger(&Discard);
+    let server = ScriptServer::start_counting(vec![Step::ok()]);
+    let client = Client::builder()
+        .api_key(KEY)
+        .base_url(server.base_url())
+        .no_proxy()
+        .build()
+        .unwrap();
+    let req = full_request();
+    let c = compare(
+        "Client::send_sms with debug records on (a logger that formats and drops them)",
+        "the same with logging off",
+        scaled(40),
+        scaled(250),
+        || {
+            log::set_max_level(log::LevelFilter::Off);
+            black_box(client.send_sms("assistant-1", &req).unwrap());
+        },
+        || {
+            log::set_max_level(log::LevelFilter::Debug);
+            black_box(client.send_sms("assistant-1", &req).unwrap());
+        },
+    );
+    log::set_max_level(log::LevelFilter::Off);
+    Row {
+        c,
+        goal: "(informative)",
+        met: None,
+        rate: true,
+    }
 }
 
 fn free_function(listener: TcpListener) -> Row {

@@ -154,7 +154,7 @@ pub struct PreparedSend {
     assistant_id: String,
     url: String,
     body: Vec<u8>,
-    idempotency_key: Option<String>,
+    pub(crate) idempotency_key: Option<String>,
 }
 
 impl PreparedSend {
@@ -318,6 +318,22 @@ impl Client {
         assistant_id: &str,
         request: &SendSmsRequest,
     ) -> Result<PreparedSend, Error> {
+        let mut p = self.prepare_unkeyed(assistant_id, request)?;
+        p.idempotency_key = match &request.idempotency_key {
+            Some(k) => Some(k.clone()),
+            None if self.inner.auto_idempotency_key => Some(retry::new_idempotency_key()),
+            None => None,
+        };
+        Ok(p)
+    }
+
+    /// [`prepare`](Self::prepare) without choosing a key: the caller sets it (a batch derives
+    /// it from the body).
+    pub(crate) fn prepare_unkeyed(
+        &self,
+        assistant_id: &str,
+        request: &SendSmsRequest,
+    ) -> Result<PreparedSend, Error> {
         let mut violations = Vec::new();
         check_assistant_id(assistant_id, &mut violations);
         request.collect_violations(&mut violations);
@@ -334,17 +350,12 @@ impl Client {
         request
             .write_wire_body(&mut body)
             .map_err(|e| Error::config("the request could not be serialized").with_source(e))?;
-        let idempotency_key = match &request.idempotency_key {
-            Some(k) => Some(k.clone()),
-            None if self.inner.auto_idempotency_key => Some(retry::new_idempotency_key()),
-            None => None,
-        };
         Ok(PreparedSend {
             client_id: self.inner.id,
             assistant_id: assistant_id.to_owned(),
             url,
             body,
-            idempotency_key,
+            idempotency_key: None,
         })
     }
 

@@ -10,7 +10,7 @@ mod sha256;
 
 use std::collections::HashMap;
 use std::fmt;
-use std::sync::mpsc;
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 pub(crate) use pacer::Pacer;
@@ -180,12 +180,19 @@ impl BatchOptions {
 /// `prefix` + the first 32 hex digits of SHA-256 over: the assistant id's length in bytes as
 /// 8 bytes big-endian, the assistant id (UTF-8), and the HTTP body.
 fn derive_key(prefix: &str, assistant_id: &str, body: &[u8]) -> String {
+    derive(prefix, assistant_id, body).0
+}
+
+/// The derived key, and its 128 bits as a fingerprint (the same bits the key spells in hex).
+fn derive(prefix: &str, assistant_id: &str, body: &[u8]) -> (String, [u8; 16]) {
     let mut h = Sha256::new();
     h.update(&(assistant_id.len() as u64).to_be_bytes());
     h.update(assistant_id.as_bytes());
     h.update(body);
-    let digest = hex(&h.finish());
-    format!("{prefix}{}", &digest[..DERIVED_HEX])
+    let digest = h.finish();
+    let mut bits = [0; 16];
+    bits.copy_from_slice(&digest[..DERIVED_HEX / 2]);
+    (format!("{prefix}{}", hex(&bits)), bits)
 }
 
 /// 128 bits of SHA-256 of `bytes`: how the batch tells requests apart without keeping them.
@@ -258,18 +265,105 @@ impl fmt::Display for BatchSummary {
     }
 }
 
-/// One request handed to a worker.
-struct Job {
-    index: usize,
-    prepared: PreparedSend,
+/// The input side of a batch, shared by the workers: the requests, read one at a time, and
+/// the keys seen so far.
+struct Feed<'a, I> {
+    requests: I,
+    next_index: usize,
+    /// key fingerprint -> (index of the first request with it, and for a caller's key, the
+    /// fingerprint of its body)
+    seen: HashMap<[u8; 16], (usize, Option<[u8; 16]>)>,
+    assistant_id: &'a str,
+    options: &'a BatchOptions,
+}
+
+/// What a worker takes from the feed.
+enum Work {
+    /// A request to send.
+    Send(usize, PreparedSend),
+    /// A request already settled without sending (invalid, or a duplicate).
+    Settled(BatchResult),
+}
+
+impl<I: Iterator<Item = SendSmsRequest>> Feed<'_, I> {
+    /// The next request, prepared and checked against the earlier ones. Done under the
+    /// feed's lock, so requests are numbered, and duplicates found, in input order.
+    fn next(&mut self, client: &Client) -> Option<Work> {
+        let request = self.requests.next()?;
+        let index = self.next_index;
+        self.next_index += 1;
+        let settled = |key: String, outcome| {
+            Some(Work::Settled(BatchResult {
+                index,
+                idempotency_key: key,
+                outcome,
+            }))
+        };
+        // Serialized once: the body is both what is sent and what the key is derived from.
+        let mut prepared = match client.prepare_unkeyed(self.assistant_id, &request) {
+            Ok(p) => p,
+            Err(e) => {
+                let key = self
+                    .options
+                    .idempotency_key_for(self.assistant_id, &request)
+                    .unwrap_or_default();
+                return settled(key, BatchOutcome::Failed(e));
+            }
+        };
+        // A derived key stands for its body (it is a hash of it); a caller's key does not, so
+        // its body is compared too.
+        let (key, id, body) = match request.idempotency_key {
+            Some(k) => {
+                let (id, body) = (fingerprint(k.as_bytes()), fingerprint(prepared.body()));
+                (k, id, Some(body))
+            }
+            None => {
+                let (k, id) = derive(&self.options.key_prefix, self.assistant_id, prepared.body());
+                (k, id, None)
+            }
+        };
+        prepared.idempotency_key = Some(key.clone());
+        match self.seen.get(&id) {
+            Some(&(of, first_body)) if first_body == body => {
+                settled(key, BatchOutcome::Duplicate { of })
+            }
+            Some(&(of, _)) => {
+                let e = Error::validation(vec![Violation::new(
+                    &["header", "Idempotency-Key"],
+                    format!(
+                        "is the key of request {of} too, with another request: the server \
+                         would refuse it"
+                    ),
+                    "duplicate_key",
+                )]);
+                settled(key, BatchOutcome::Failed(e))
+            }
+            None => {
+                self.seen.insert(id, (index, body));
+                Some(Work::Send(index, prepared))
+            }
+        }
+    }
+}
+
+/// The output side: the caller's callback and the counts.
+struct Sink<F> {
+    on_result: F,
+    summary: BatchSummary,
 }
 
 impl Client {
     /// Sends many SMS through the assistant `assistant_id`: each request as
     /// [`send_sms`](Self::send_sms) would send it (same validation, retries and error
-    /// classes), from [`concurrency`](BatchOptions::concurrency) worker threads, and calls
-    /// `on_result` (on the calling thread) with each result as soon as it is known, in the
-    /// order they finish, tagged with the request's position in `requests`.
+    /// classes), from [`concurrency`](BatchOptions::concurrency) workers, and calls
+    /// `on_result` with each result as soon as it is known, in the order they finish, tagged
+    /// with the request's position in `requests`.
+    ///
+    /// The workers are the calling thread and `concurrency - 1` scoped threads: each takes
+    /// the next request, sends it and reports it, with no hand-off between threads on the
+    /// way. So `on_result` runs on whichever worker finished (never two at once), and must
+    /// be `Send`, as must the iterator of `requests`. A panic in `on_result` stops the batch
+    /// and is passed on once the workers have stopped.
     ///
     /// - **Keys that make a re-run safe.** A request that carries an idempotency key keeps
     ///   it; any other gets one derived from the assistant id and its exact HTTP body (see
@@ -287,8 +381,8 @@ impl Client {
     ///   spaced across all workers. A `429` or `503` with a wait (`Retry-After`,
     ///   `retry-after-ms`) holds every worker until then, not just the one that got it; the
     ///   retry itself follows the usual rules.
-    /// - **Memory** is bounded by the concurrency: `requests` is read lazily, one request
-    ///   ahead of the free workers, and results are handed over as they come. Only a
+    /// - **Memory** is bounded by the concurrency: `requests` is read lazily, one request per
+    ///   worker as it becomes free, and each result is handed over as it comes. Only a
     ///   fingerprint per request is kept (about 40 bytes), to find duplicates.
     ///
     /// ```no_run
@@ -321,11 +415,12 @@ impl Client {
         assistant_id: &str,
         requests: I,
         options: &BatchOptions,
-        mut on_result: F,
+        on_result: F,
     ) -> Result<BatchSummary, Error>
     where
         I: IntoIterator<Item = SendSmsRequest>,
-        F: FnMut(BatchResult),
+        I::IntoIter: Send,
+        F: FnMut(BatchResult) + Send,
     {
         options.check()?;
         let mut violations = Vec::new();
@@ -335,128 +430,71 @@ impl Client {
         }
         let started = Instant::now();
         let pacer = Pacer::new(options.rate);
-        let mut summary = BatchSummary::default();
-        let mut tally = |result: BatchResult, summary: &mut BatchSummary| {
-            match &result.outcome {
-                BatchOutcome::Sent(_) => summary.sent += 1,
-                BatchOutcome::Failed(_) => summary.failed += 1,
-                BatchOutcome::Duplicate { .. } => summary.duplicates += 1,
-            }
-            on_result(result);
-        };
-        // key fingerprint -> (index of the first request with it, body fingerprint)
-        let mut seen: HashMap<[u8; 16], (usize, [u8; 16])> = HashMap::new();
-
-        std::thread::scope(|scope| {
-            // A job goes to a worker only when one is free (a rendezvous), so no request is
-            // read far ahead of the workers.
-            let (job_tx, job_rx) = mpsc::sync_channel::<Job>(0);
-            let job_rx = std::sync::Arc::new(std::sync::Mutex::new(job_rx));
-            let (result_tx, result_rx) = mpsc::channel::<BatchResult>();
-            for _ in 0..options.concurrency {
-                let (job_rx, result_tx, pacer) = (job_rx.clone(), result_tx.clone(), &pacer);
-                scope.spawn(move || {
-                    loop {
-                        let job = {
-                            let rx = job_rx.lock().unwrap_or_else(|p| p.into_inner());
-                            rx.recv()
-                        };
-                        let Ok(Job { index, prepared }) = job else {
-                            return;
-                        };
-                        let outcome = match self.send_paced(&prepared, Some((pacer, index))) {
-                            Ok(res) => BatchOutcome::Sent(res),
-                            Err(e) => BatchOutcome::Failed(e),
-                        };
-                        let key = prepared.idempotency_key().unwrap_or_default().to_owned();
-                        let result = BatchResult {
-                            index,
-                            idempotency_key: key,
-                            outcome,
-                        };
-                        if result_tx.send(result).is_err() {
-                            return;
-                        }
-                    }
-                });
-            }
-            drop(result_tx);
-
-            for (index, mut request) in requests.into_iter().enumerate() {
-                summary.total += 1;
-                while let Ok(r) = result_rx.try_recv() {
-                    tally(r, &mut summary);
-                }
-                let key = match options.idempotency_key_for(assistant_id, &request) {
-                    Ok(k) => k,
-                    Err(e) => {
-                        let result = BatchResult {
-                            index,
-                            idempotency_key: String::new(),
-                            outcome: BatchOutcome::Failed(e),
-                        };
-                        tally(result, &mut summary);
-                        continue;
-                    }
-                };
-                request.idempotency_key = Some(key.clone());
-                let prepared = match self.prepare(assistant_id, &request) {
-                    Ok(p) => p,
-                    Err(e) => {
-                        let outcome = BatchOutcome::Failed(e);
-                        tally(
-                            BatchResult {
-                                index,
-                                idempotency_key: key,
-                                outcome,
-                            },
-                            &mut summary,
-                        );
-                        continue;
-                    }
-                };
-                let body = fingerprint(prepared.body());
-                match seen.get(&fingerprint(key.as_bytes())) {
-                    Some(&(of, first_body)) => {
-                        let outcome = if first_body == body {
-                            BatchOutcome::Duplicate { of }
-                        } else {
-                            BatchOutcome::Failed(Error::validation(vec![Violation::new(
-                                &["header", "Idempotency-Key"],
-                                format!(
-                                    "is the key of request {of} too, with another request: \
-                                     the server would refuse it"
-                                ),
-                                "duplicate_key",
-                            )]))
-                        };
-                        tally(
-                            BatchResult {
-                                index,
-                                idempotency_key: key,
-                                outcome,
-                            },
-                            &mut summary,
-                        );
-                        continue;
-                    }
-                    None => {
-                        seen.insert(fingerprint(key.as_bytes()), (index, body));
-                    }
-                }
-                // Blocks until a worker is free; the results that finish meanwhile wait in
-                // the channel (at most one per worker).
-                if job_tx.send(Job { index, prepared }).is_err() {
-                    break;
-                }
-            }
-            drop(job_tx);
-            for r in result_rx {
-                tally(r, &mut summary);
-            }
+        let feed = Mutex::new(Feed {
+            requests: requests.into_iter(),
+            next_index: 0,
+            seen: HashMap::new(),
+            assistant_id,
+            options,
         });
+        let sink = Mutex::new(Sink {
+            on_result,
+            summary: BatchSummary::default(),
+        });
+        let work = || self.batch_worker(&feed, &sink, &pacer);
+        std::thread::scope(|scope| {
+            for _ in 1..options.concurrency {
+                scope.spawn(work);
+            }
+            work();
+        });
+        let mut summary = sink.into_inner().unwrap_or_else(|p| p.into_inner()).summary;
+        summary.total = feed
+            .into_inner()
+            .unwrap_or_else(|p| p.into_inner())
+            .next_index;
         summary.elapsed = started.elapsed();
         Ok(summary)
+    }
+
+    /// One worker: takes requests until there are none left (or another worker panicked).
+    fn batch_worker<I, F>(&self, feed: &Mutex<Feed<'_, I>>, sink: &Mutex<Sink<F>>, pacer: &Pacer)
+    where
+        I: Iterator<Item = SendSmsRequest>,
+        F: FnMut(BatchResult),
+    {
+        loop {
+            let work = match feed.lock() {
+                Ok(mut f) => f.next(self),
+                Err(_) => return,
+            };
+            let result = match work {
+                None => return,
+                Some(Work::Settled(result)) => result,
+                Some(Work::Send(index, prepared)) => {
+                    let outcome = match self.send_paced(&prepared, Some((pacer, index))) {
+                        Ok(res) => BatchOutcome::Sent(res),
+                        Err(e) => BatchOutcome::Failed(e),
+                    };
+                    let key = prepared.idempotency_key.unwrap_or_default();
+                    BatchResult {
+                        index,
+                        idempotency_key: key,
+                        outcome,
+                    }
+                }
+            };
+            let Ok(mut sink) = sink.lock() else {
+                return;
+            };
+            let s = &mut sink.summary;
+            match &result.outcome {
+                BatchOutcome::Sent(_) => s.sent += 1,
+                BatchOutcome::Failed(_) => s.failed += 1,
+                BatchOutcome::Duplicate { .. } => s.duplicates += 1,
+            }
+            (sink.on_result)(result);
+        }
     }
 }
 
