@@ -17,7 +17,7 @@ impl ApiKey {
         let k = &self.0;
         if k.is_empty() {
             Some("is empty")
-        } else if k.len() > 7 && k[..7].eq_ignore_ascii_case("bearer ") {
+        } else if k.len() > 7 && k.as_bytes()[..7].eq_ignore_ascii_case(b"bearer ") {
             Some("starts with `Bearer `: give the key alone (the client adds `Bearer`)")
         } else if k.chars().any(char::is_whitespace) {
             Some("contains whitespace (a stray space or newline from a file or a paste?)")

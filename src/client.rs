@@ -503,6 +503,17 @@ impl Client {
         let code = status.as_u16();
 
         if status.is_success() {
+            if matches!(code, 204 | 205) {
+                // No content by definition (and a 205 with no length would be read until the
+                // connection closes, the whole timeout long).
+                return Err(final_failure(
+                    Error::decode(
+                        format!("http {code}: the answer has no body, so no conversation id"),
+                        code,
+                    )
+                    .with_request_id(request_id),
+                ));
+            }
             let body = match read_capped(resp.body_mut()) {
                 Ok((body, false)) => body,
                 Ok((_, true)) => {
@@ -573,10 +584,11 @@ impl Client {
     /// A failed `send`: classified by the phase it failed in (see `transport.rs`).
     fn transport_failure(&self, e: ureq::Error) -> Failure {
         let (e, opening) = transport::unmark(e);
-        let phase = match &opening {
-            Some(at) => Phase::Opening(at),
-            None if transport::request_written() => Phase::AfterWrite,
-            None => Phase::BeforeWrite,
+        let phase = match (&opening, transport::progress()) {
+            (Some(at), _) => Phase::Opening(at),
+            (None, transport::Progress::NotWritten) => Phase::BeforeWrite,
+            (None, transport::Progress::Writing) => Phase::Writing,
+            (None, transport::Progress::Reading) => Phase::AfterWrite,
         };
         let ends = Ends {
             target: &self.inner.target,

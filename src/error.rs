@@ -430,17 +430,17 @@ impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let i = &self.inner;
         match i.kind {
-            ErrorKind::Config => write!(f, "invalid configuration: {}", i.what)?,
+            ErrorKind::Config => write!(f, "invalid configuration: {}", Clean(&i.what, WHAT_MAX))?,
             ErrorKind::Validation => {
                 f.write_str("invalid request, nothing was sent: ")?;
                 write_violations(f, &i.violations, i.violation_count)?;
             }
-            ErrorKind::Api => write!(f, "api error: {}", i.what)?,
-            ErrorKind::Transport => write!(f, "transport error: {}", i.what)?,
+            ErrorKind::Api => write!(f, "api error: {}", Clean(&i.what, WHAT_MAX))?,
+            ErrorKind::Transport => write!(f, "transport error: {}", Clean(&i.what, WHAT_MAX))?,
             ErrorKind::Decode => write!(
                 f,
                 "could not read the api's answer to an accepted request: {}",
-                i.what
+                Clean(&i.what, WHAT_MAX)
             )?,
         }
         if let Some(id) = &i.request_id {
@@ -464,6 +464,10 @@ impl fmt::Display for Error {
         Ok(())
     }
 }
+
+/// The most of our own words (which may quote configuration: a proxy URL, a host name, a file
+/// name) in one `Display` line; a server's text in them is cut shorter still.
+const WHAT_MAX: usize = 600;
 
 /// At most this many violations are shown in one `Display` line.
 const SHOWN_VIOLATIONS: usize = 3;

@@ -50,17 +50,20 @@ pub(crate) fn resolve_proxy(
         ProxyChoice::FromEnv => {
             // curl: the scheme's own variable first, then ALL_PROXY.
             let names = ["HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"];
-            let Some((name, url)) = names.iter().find_map(|n| {
-                std::env::var(n)
-                    .ok()
-                    .filter(|v| !v.trim().is_empty())
-                    .map(|v| (*n, v))
-            }) else {
+            let mut found = None;
+            for n in names {
+                if let Some(v) = env_var(n)?.filter(|v| !v.trim().is_empty()) {
+                    found = Some((n, v));
+                    break;
+                }
+            }
+            let Some((name, url)) = found else {
                 return Ok(None);
             };
-            let no_proxy = std::env::var("NO_PROXY")
-                .or_else(|_| std::env::var("no_proxy"))
-                .unwrap_or_default();
+            let no_proxy = match env_var("NO_PROXY")? {
+                Some(v) => v,
+                None => env_var("no_proxy")?.unwrap_or_default(),
+            };
             if no_proxy_matches(&no_proxy, target.host().unwrap_or("")) {
                 return Ok(None);
             }
@@ -109,6 +112,18 @@ pub(crate) fn resolve_proxy(
         authority: parsed.authority(),
         shown,
     }))
+}
+
+/// A variable's value; one that is set but not unicode is an error (silently ignoring it
+/// would connect without the proxy, or through one `NO_PROXY` meant to bypass).
+fn env_var(name: &str) -> Result<Option<String>, Error> {
+    match std::env::var(name) {
+        Ok(v) => Ok(Some(v)),
+        Err(std::env::VarError::NotPresent) => Ok(None),
+        Err(std::env::VarError::NotUnicode(_)) => {
+            Err(Error::config(format!("{name} is not valid unicode")))
+        }
+    }
 }
 
 /// curl's `NO_PROXY` rules: `*` matches every host; otherwise a comma-separated list of host

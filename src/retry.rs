@@ -41,7 +41,9 @@ pub(crate) enum Phase<'a> {
     Opening(&'a str),
     /// After any connection was ready, before a byte of the request was written.
     BeforeWrite,
-    /// After (some of) the request was written.
+    /// While (some of) the request was being written, before the answer was awaited.
+    Writing,
+    /// After the request was written, waiting for or reading the answer.
     AfterWrite,
 }
 
@@ -86,10 +88,20 @@ pub(crate) fn classify_transport(err: &ureq::Error, phase: Phase<'_>, ends: Ends
     match phase {
         Phase::Opening(at) => opening(err, at, ends),
         Phase::BeforeWrite => before_write(err, ends),
-        Phase::AfterWrite => Verdict {
+        Phase::Writing | Phase::AfterWrite => Verdict {
             retry: Retry::UnderKey,
             may_have_sent: true,
-            what: after_write(err).to_owned(),
+            what: match (phase, err) {
+                // The phase says more than ureq's error: a whole-attempt timeout, or a closed
+                // connection, while the request was still going out.
+                (Phase::Writing, ureq::Error::Timeout(_)) => {
+                    "timed out while sending the request".to_owned()
+                }
+                (Phase::Writing, ureq::Error::Io(_)) if crate::tls::problem(err).is_none() => {
+                    "the connection failed while the request was being sent".to_owned()
+                }
+                _ => after_write(err).to_owned(),
+            },
         },
     }
 }
@@ -138,11 +150,23 @@ fn opening(err: &ureq::Error, at: &str, ends: Ends<'_>) -> Verdict {
     }
     let why = match err {
         ureq::Error::ConnectProxyFailed(reason) => {
+            let proxy = ends.proxy.unwrap_or("in use");
+            let reason = crate::text::Clean(reason, 120);
+            // ureq words it "proxy server responded 407/...": asking again cannot help.
+            if reason.to_string().contains("responded 407") {
+                return Verdict {
+                    retry: Retry::Never,
+                    may_have_sent: false,
+                    what: format!(
+                        "the proxy {proxy} wants credentials (407) to open a tunnel to {}: give \
+                         them in the proxy url, http://user:password@host:port",
+                        ends.target
+                    ),
+                };
+            }
             return safe(format!(
-                "the proxy {} would not open a tunnel to {}: {}",
-                ends.proxy.unwrap_or("in use"),
-                ends.target,
-                crate::text::Clean(reason, 120)
+                "the proxy {proxy} would not open a tunnel to {}: {reason}",
+                ends.target
             ));
         }
         ureq::Error::Io(e) => match e.kind() {
@@ -159,10 +183,14 @@ fn opening(err: &ureq::Error, at: &str, ends: Ends<'_>) -> Verdict {
         ureq::Error::Timeout(_) => "connecting timed out",
         _ => "the connection could not be opened",
     };
-    if name.is_empty() {
-        safe(format!("could not connect to {at}: {why}"))
-    } else {
-        safe(format!("could not reach the proxy {at}: {why}"))
+    match ends.proxy {
+        _ if !name.is_empty() => safe(format!("could not reach the proxy {at}: {why}")),
+        // The proxy was reached, but the tunnel through it to the API was not opened (the
+        // proxy's answer, or the API's end of the tunnel, failed): name both.
+        Some(proxy) => safe(format!(
+            "could not connect to {at} through the proxy {proxy}: {why}"
+        )),
+        None => safe(format!("could not connect to {at}: {why}")),
     }
 }
 
@@ -288,6 +316,12 @@ fn random_hasher() -> impl Hasher {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let mut h = RandomState::new().build_hasher();
     h.write_u64(COUNTER.fetch_add(1, Ordering::Relaxed));
+    // A forked child starts with its parent's `RandomState` keys and counter: its process id
+    // (and the clock) keep the two from making the same keys.
+    h.write_u32(std::process::id());
+    if let Ok(t) = SystemTime::now().duration_since(UNIX_EPOCH) {
+        h.write_u128(t.as_nanos());
+    }
     h
 }
 
@@ -335,6 +369,10 @@ fn parse_http_date(s: &str) -> Option<u64> {
         _ => return None,
     };
     let year: i64 = it.next()?.parse().ok()?;
+    // Four digits, as IMF-fixdate has; anything else is no date (and cannot overflow).
+    if !(1970..=9999).contains(&year) {
+        return None;
+    }
     let mut hms = it.next()?.split(':').map(|p| p.parse::<u64>().ok());
     let (h, m, sec) = (hms.next()??, hms.next()??, hms.next()??);
     if it.next()? != "GMT" || !(1..=31).contains(&day) || h > 23 || m > 59 || sec > 60 {
@@ -368,6 +406,16 @@ mod tests {
         );
         assert_eq!(parse_http_date("Sun, 06 Nov 1994 08:49:37 PST"), None);
         assert_eq!(parse_http_date("yesterday"), None);
+        // A hostile year neither panics nor wraps.
+        assert_eq!(
+            parse_http_date("Sun, 06 Nov 99999999999999 08:49:37 GMT"),
+            None
+        );
+        assert_eq!(parse_http_date("Sun, 06 Nov -5 08:49:37 GMT"), None);
+        assert_eq!(
+            parse_http_date("Fri, 31 Dec 9999 23:59:59 GMT"),
+            Some(253_402_300_799)
+        );
     }
 
     #[test]
@@ -515,13 +563,25 @@ mod tests {
         assert_eq!(v.what, "the dns lookup of api.telnyx.com failed");
         let v = classify_transport(&dns, Phase::Opening("api.telnyx.com:443"), VIA_PROXY);
         assert_eq!(v.what, "the dns lookup of the proxy 127.0.0.1 failed");
-        let tunnel = ureq::Error::ConnectProxyFailed("proxy server responded 407\n".into());
+        let tunnel = ureq::Error::ConnectProxyFailed("proxy server responded 403/403\n".into());
         let v = classify_transport(&tunnel, Phase::Opening("api.telnyx.com:443"), VIA_PROXY);
         assert_eq!((v.retry, v.may_have_sent), (Retry::Safe, false));
         assert_eq!(
             v.what,
             "the proxy 127.0.0.1:3128 would not open a tunnel to api.telnyx.com:443: \
-             proxy server responded 407\\n"
+             proxy server responded 403/403\\n"
+        );
+        let auth = ureq::Error::ConnectProxyFailed("proxy server responded 407/407".into());
+        let v = classify_transport(&auth, Phase::Opening("api.telnyx.com:443"), VIA_PROXY);
+        assert_eq!((v.retry, v.may_have_sent), (Retry::Never, false));
+        assert!(v.what.contains("wants credentials (407)"), "{}", v.what);
+        // The proxy reached, the tunnel not opened: both ends are named.
+        let eof = io(K::UnexpectedEof, "eof");
+        let v = classify_transport(&eof, Phase::Opening("api.telnyx.com:443"), VIA_PROXY);
+        assert_eq!(
+            v.what,
+            "could not connect to api.telnyx.com:443 through the proxy 127.0.0.1:3128: \
+             the connection closed while it was being opened"
         );
         for err in [
             io(K::UnexpectedEof, "eof during handshake"),

@@ -85,8 +85,12 @@ fn from_env() -> Result<Trust, Error> {
     let mut from = Vec::new();
     if let Some(path) = &file {
         let what = format!("{CERT_FILE_ENV} ({})", crate::text::clean(path, 200));
-        let pem = std::fs::read(path).map_err(|e| {
-            Error::config(format!("{what} cannot be read: {}", io_words(&e))).with_source(e)
+        let pem = read_bundle(path.as_ref()).map_err(|(words, e)| {
+            let err = Error::config(format!("{what} {words}"));
+            match e {
+                Some(e) => err.with_source(e),
+                None => err,
+            }
         })?;
         let (certs, s) = certificates(&pem, &what)?;
         all.extend(certs);
@@ -113,7 +117,7 @@ fn from_env() -> Result<Trust, Error> {
             for path in paths {
                 // A file that cannot be read or holds no certificate (a key, say) is skipped,
                 // as OpenSSL skips it; a directory with no certificate at all is an error.
-                let Ok(pem) = std::fs::read(&path) else {
+                let Ok(pem) = read_bundle(&path) else {
                     continue;
                 };
                 if let Ok((certs, s)) = certificates(&pem, "") {
@@ -131,6 +135,33 @@ fn from_env() -> Result<Trust, Error> {
         }
     }
     Ok(specific(all, skipped, from.join(" and ")))
+}
+
+/// The most of a certificate file that is read: far more than any real bundle (a system's
+/// whole CA bundle is about 200 KiB).
+const MAX_BUNDLE_BYTES: u64 = 16 * 1024 * 1024;
+
+/// Reads a PEM file: a regular file (not a FIFO, which could block forever, nor a device such
+/// as `/dev/zero`, which never ends) of at most [`MAX_BUNDLE_BYTES`]. The error is in words
+/// that follow the file's name.
+fn read_bundle(path: &std::path::Path) -> Result<Vec<u8>, (String, Option<std::io::Error>)> {
+    use std::io::Read;
+    let cannot = |e: std::io::Error| (format!("cannot be read: {}", io_words(&e)), Some(e));
+    let meta = std::fs::metadata(path).map_err(cannot)?;
+    if !meta.is_file() {
+        return Err(("is not a regular file".to_owned(), None));
+    }
+    let mut pem = Vec::new();
+    std::fs::File::open(path)
+        .and_then(|f| f.take(MAX_BUNDLE_BYTES + 1).read_to_end(&mut pem))
+        .map_err(cannot)?;
+    if pem.len() as u64 > MAX_BUNDLE_BYTES {
+        return Err((
+            format!("is larger than {} MiB", MAX_BUNDLE_BYTES >> 20),
+            None,
+        ));
+    }
+    Ok(pem)
 }
 
 fn io_words(e: &std::io::Error) -> &'static str {

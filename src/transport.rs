@@ -19,11 +19,11 @@
 //! And it tells the send loop which phase a failure happened in, which ureq's errors do not
 //! say: whether "the sms was not sent" is true depends on it. Errors from opening a
 //! connection are marked ([`ConnectPhase`]), and the transport notes on the calling thread
-//! when a byte of the request is handed to the socket ([`request_written`]). A failure that
+//! when a byte of the request is handed to the socket ([`progress`]). A failure that
 //! is marked, or comes before that note, provably never delivered the request.
 
 use std::cell::Cell;
-use std::time::Duration as StdDuration;
+use std::time::{Duration as StdDuration, Instant};
 
 use ureq::unversioned::transport::time::Duration;
 use ureq::unversioned::transport::{
@@ -77,11 +77,22 @@ pub(crate) fn unmark(e: ureq::Error) -> (ureq::Error, Option<String>) {
     }
 }
 
+/// How far the current attempt got, as the transport saw it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Progress {
+    /// No byte of the request was handed to the socket: it never left this machine.
+    NotWritten,
+    /// (Some of) the request was handed to the socket, and no answer was awaited yet.
+    Writing,
+    /// The client was waiting for or reading the answer.
+    Reading,
+}
+
 thread_local! {
-    /// Whether a byte of the current request may have been handed to the socket. ureq runs a
-    /// request entirely on the calling thread, so the send loop clears this before each attempt
-    /// and reads it after a failure: still `false` proves the request never left.
-    static WROTE: Cell<bool> = const { Cell::new(false) };
+    /// How far the current request got. ureq runs a request entirely on the calling thread,
+    /// so the send loop resets this before each attempt and reads it after a failure: still
+    /// `NotWritten` proves the request never left.
+    static PROGRESS: Cell<Progress> = const { Cell::new(Progress::NotWritten) };
     /// How deep in nested `connect` calls this thread is (2 while ureq opens the connection
     /// to a CONNECT proxy from inside the outer connect).
     static DEPTH: Cell<u32> = const { Cell::new(0) };
@@ -89,12 +100,12 @@ thread_local! {
 
 /// Starts an attempt: nothing of it has been written yet.
 pub(crate) fn start_attempt() {
-    WROTE.set(false);
+    PROGRESS.set(Progress::NotWritten);
 }
 
-/// Whether any byte of the attempt's request may have been written (see [`WROTE`]).
-pub(crate) fn request_written() -> bool {
-    WROTE.get()
+/// How far the attempt got (see [`PROGRESS`]).
+pub(crate) fn progress() -> Progress {
+    PROGRESS.get()
 }
 
 impl Connector<()> for StableTimeoutConnector {
@@ -125,8 +136,16 @@ impl Connector<()> for StableTimeoutConnector {
         if outermost {
             // Whatever was written so far (a CONNECT request, a TLS handshake through the
             // tunnel) opened the connection; the request itself has not been written.
-            WROTE.set(false);
+            PROGRESS.set(Progress::NotWritten);
         }
+        // The connection to a proxy is used while the outer connect is still going on (the
+        // CONNECT exchange, the TLS handshake through the tunnel), with a timeout ureq hands
+        // afresh to every read of the proxy's answer: a proxy that drips its answer would never
+        // time out. So it keeps the connect deadline itself.
+        let connect_deadline = match details.timeout.after {
+            Duration::Exact(d) if !outermost => Instant::now().checked_add(d),
+            _ => None,
+        };
         Ok(transport.map(|inner| StableTimeouts {
             inner,
             read: Stable::default(),
@@ -134,8 +153,9 @@ impl Connector<()> for StableTimeoutConnector {
             just_used: false,
             // Only the outermost transport manages timeouts and probes; one to a proxy, inside
             // it, passes everything through (else its own skipped probe would hide the
-            // outer one's).
+            // outer one's), but for the connect deadline.
             passthrough: !outermost,
+            connect_deadline,
         }))
     }
 }
@@ -149,6 +169,34 @@ pub(crate) struct StableTimeouts {
     /// connection to the pool, which the probe on taking it out makes redundant.
     just_used: bool,
     passthrough: bool,
+    /// For a connection to a proxy: when opening the connection through it must be done by.
+    connect_deadline: Option<Instant>,
+}
+
+impl StableTimeouts {
+    /// For a connection to a proxy while the connection through it is being opened: the
+    /// timeout cut to the connect deadline, or the timeout error once it has passed.
+    fn within_connect(&self, mut t: NextTimeout) -> Result<NextTimeout, ureq::Error> {
+        let Some(deadline) = self.connect_deadline else {
+            return Ok(t);
+        };
+        if DEPTH.get() == 0 {
+            // Opened: the request's own timeouts apply from here on.
+            return Ok(t);
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(ureq::Error::Timeout(ureq::Timeout::Connect));
+        }
+        match t.after {
+            Duration::Exact(d) if d <= left => {}
+            _ => {
+                t.after = Duration::Exact(left);
+                t.reason = ureq::Timeout::Connect;
+            }
+        }
+        Ok(t)
+    }
 }
 
 /// The timeout last handed down for one direction.
@@ -182,10 +230,11 @@ impl Transport for StableTimeouts {
     fn transmit_output(&mut self, amount: usize, timeout: NextTimeout) -> Result<(), ureq::Error> {
         // Marked before the write: a write that fails part-way may still have delivered.
         if amount > 0 {
-            WROTE.set(true);
+            PROGRESS.set(Progress::Writing);
         }
         if self.passthrough {
-            return self.inner.transmit_output(amount, timeout);
+            let t = self.within_connect(timeout)?;
+            return self.inner.transmit_output(amount, t);
         }
         self.just_used = true;
         let t = self.write.stabilize(timeout);
@@ -193,8 +242,10 @@ impl Transport for StableTimeouts {
     }
 
     fn maybe_await_input(&mut self, timeout: NextTimeout) -> Result<bool, ureq::Error> {
+        awaiting();
         if self.passthrough {
-            return self.inner.maybe_await_input(timeout);
+            let t = self.within_connect(timeout)?;
+            return self.inner.maybe_await_input(t);
         }
         self.just_used = true;
         let t = self.read.stabilize(timeout);
@@ -202,8 +253,10 @@ impl Transport for StableTimeouts {
     }
 
     fn await_input(&mut self, timeout: NextTimeout) -> Result<bool, ureq::Error> {
+        awaiting();
         if self.passthrough {
-            return self.inner.await_input(timeout);
+            let t = self.within_connect(timeout)?;
+            return self.inner.await_input(t);
         }
         self.just_used = true;
         let t = self.read.stabilize(timeout);
@@ -219,6 +272,13 @@ impl Transport for StableTimeouts {
 
     fn is_tls(&self) -> bool {
         self.inner.is_tls()
+    }
+}
+
+/// Waiting for input after writing means the request is out and the answer awaited.
+fn awaiting() {
+    if PROGRESS.get() == Progress::Writing {
+        PROGRESS.set(Progress::Reading);
     }
 }
 

@@ -85,7 +85,15 @@ impl ProxyUrl {
     /// ends at the first `/` after that.
     pub(crate) fn parse(raw: &str) -> Result<ProxyUrl, &'static str> {
         let raw = raw.trim();
-        let (scheme, rest) = match raw.find("://") {
+        // A scheme is letters (then letters, digits, `+ - .`) before the first `://`; a
+        // `://` inside the credentials of a URL without a scheme is no scheme.
+        let scheme_end = raw.find("://").filter(|&i| {
+            let s = &raw[..i];
+            s.starts_with(|c: char| c.is_ascii_alphabetic())
+                && s.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'.'))
+        });
+        let (scheme, rest) = match scheme_end {
             Some(i) => (raw[..i].to_ascii_lowercase(), &raw[i + 3..]),
             None => ("http".to_owned(), raw),
         };
@@ -165,22 +173,27 @@ fn split_host_port(s: &str) -> Result<(&str, Option<u16>), &'static str> {
     Ok((host, port))
 }
 
+/// Decodes `%XX` escapes; a `%` not followed by two hex digits stays as written (as curl
+/// takes it), so a password like `100%` works unencoded.
 fn percent_decode(s: &str) -> Result<String, &'static str> {
     let bytes = s.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
     while i < bytes.len() {
-        if bytes[i] == b'%' {
-            let hex = bytes
-                .get(i + 1..i + 3)
-                .and_then(|h| std::str::from_utf8(h).ok())
-                .and_then(|h| u8::from_str_radix(h, 16).ok())
-                .ok_or("has a malformed %-escape in its credentials")?;
-            out.push(hex);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
+        let escaped = (bytes[i] == b'%')
+            .then(|| bytes.get(i + 1..i + 3))
+            .flatten()
+            .and_then(|h| std::str::from_utf8(h).ok())
+            .and_then(|h| u8::from_str_radix(h, 16).ok());
+        match escaped {
+            Some(b) => {
+                out.push(b);
+                i += 3;
+            }
+            None => {
+                out.push(bytes[i]);
+                i += 1;
+            }
         }
     }
     String::from_utf8(out).map_err(|_| "has credentials that are not valid UTF-8")
@@ -193,20 +206,15 @@ pub(crate) fn redact_userinfo(url: &str) -> String {
     if !url.contains('@') {
         return url.to_owned();
     }
+    let at = url.rfind('@').unwrap_or(0);
     match ProxyUrl::parse(url) {
-        Ok(p) if url.trim().contains("://") => {
-            let path_start = url.rfind('@').map_or(0, |at| at + 1);
-            let tail = &url[path_start..];
+        Ok(p) => {
+            let tail = &url[at + 1..];
             let path = tail.find('/').map_or("", |i| &tail[i..]);
             format!("{}{path}", p.shown())
         }
-        _ => match url.rfind('@') {
-            Some(at) => match url.find("://") {
-                Some(s) if s < at => format!("{}***{}", &url[..s + 3], &url[at..]),
-                _ => format!("***{}", &url[at..]),
-            },
-            None => url.to_owned(),
-        },
+        // Unparseable: everything up to the last `@` goes.
+        Err(_) => format!("***{}", &url[at..]),
     }
 }
 
@@ -259,10 +267,20 @@ mod tests {
             "http://u:p@",
             "http://h:99999",
             "http://[::1",
-            "http://u:%zz@h:1",
+            "http://u:%ff@h:1",
         ] {
             assert!(ProxyUrl::parse(bad).is_err(), "{bad}");
         }
+        // A `%` that starts no escape is a `%`.
+        let p = ProxyUrl::parse("http://user:100%@h:1").unwrap();
+        assert_eq!(p.password.as_deref(), Some("100%"));
+        let p = ProxyUrl::parse("http://user:a%zzb%4@h:1").unwrap();
+        assert_eq!(p.password.as_deref(), Some("a%zzb%4"));
+        // `://` inside the credentials of a URL without a scheme is no scheme.
+        let p = ProxyUrl::parse("user:pa://ss@127.0.0.1:1").unwrap();
+        assert_eq!(p.scheme, "http");
+        assert_eq!(p.password.as_deref(), Some("pa://ss"));
+        assert_eq!(p.shown(), "http://***@127.0.0.1:1");
     }
 
     #[test]
@@ -275,18 +293,23 @@ mod tests {
             redact_userinfo("http://u:p/w@proxy:3128/"),
             "http://***@proxy:3128/"
         );
-        assert_eq!(redact_userinfo("u:pw@proxy:3128"), "***@proxy:3128");
+        assert_eq!(redact_userinfo("u:pw@proxy:3128"), "http://***@proxy:3128");
         assert_eq!(
             redact_userinfo("https://u:s3cr/et@api.example/v2"),
             "https://***@api.example/v2"
         );
         assert_eq!(redact_userinfo("http://proxy:3128"), "http://proxy:3128");
         // Unparseable: everything up to the last `@` goes.
-        assert_eq!(redact_userinfo("http://a:b/c@"), "http://***@");
-        for url in ["http://u:pa/ss@word@h:1", "x://u:secret/@h:99999"] {
+        assert_eq!(redact_userinfo("http://a:b/c@"), "***@");
+        for url in [
+            "http://u:pa/ss@word@h:1",
+            "x://u:secret/@h:99999",
+            "user:s3cr://et@127.0.0.1:1",
+            "u:secret://@h:99999",
+        ] {
             let shown = redact_userinfo(url);
             assert!(
-                !shown.contains("pa/ss") && !shown.contains("secret"),
+                !shown.contains("pa/ss") && !shown.contains("secret") && !shown.contains("s3cr"),
                 "{shown}"
             );
         }

@@ -171,3 +171,14 @@ fn builder_debug_hides_credentials_in_the_base_url() {
     let shown = format!("{b:?}");
     assert!(!shown.contains("basepass"), "{shown}");
 }
+
+#[test]
+fn a_non_ascii_key_is_a_config_error_that_does_not_show_it() {
+    // Byte 7 falls inside 'ä': checking for a `Bearer ` prefix must not slice there.
+    for key in ["abcdefä1", "Bearerä xyz", "äääääääääää"] {
+        let err = Client::builder().api_key(key).build().unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Config);
+        let shown = format!("{err} {err:?}");
+        assert!(!shown.contains(key), "{shown}");
+    }
+}

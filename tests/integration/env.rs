@@ -222,3 +222,95 @@ fn child_non_unicode_base_url_overridden() {
         .unwrap();
     println!("overridden ok");
 }
+
+#[test]
+fn a_non_unicode_proxy_variable_is_an_error_not_a_bypass() {
+    use std::os::unix::ffi::OsStrExt;
+    let bad = std::ffi::OsStr::from_bytes(b"http://127.0.0.1:1\xff");
+    let out = crate::run_child_os(
+        "env::child_non_unicode_proxy",
+        &[
+            ("TEST_VARIABLE", "HTTPS_PROXY".as_ref()),
+            ("HTTPS_PROXY", bad),
+        ],
+    );
+    assert!(out.contains("refused ok"), "{out}");
+    // NO_PROXY matters (and is read) when a proxy is set.
+    let out = crate::run_child_os(
+        "env::child_non_unicode_proxy",
+        &[
+            ("TEST_VARIABLE", "NO_PROXY".as_ref()),
+            ("HTTPS_PROXY", "http://127.0.0.1:3128".as_ref()),
+            ("NO_PROXY", std::ffi::OsStr::from_bytes(b"\xff,127.0.0.1")),
+        ],
+    );
+    assert!(out.contains("refused ok"), "{out}");
+}
+
+#[test]
+fn child_non_unicode_proxy() {
+    if !is_child("env::child_non_unicode_proxy") {
+        return;
+    }
+    let name = std::env::var("TEST_VARIABLE").unwrap();
+    let err = telnyx_assistant_sms::Client::builder()
+        .api_key(crate::KEY)
+        .base_url("https://127.0.0.1:9/v2")
+        .build()
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Config);
+    assert_eq!(
+        err.to_string(),
+        format!("invalid configuration: {name} is not valid unicode")
+    );
+    println!("refused ok");
+}
+
+#[test]
+fn a_forked_child_makes_other_keys_than_its_parent() {
+    let out = run_child("env::child_forks_and_compares_keys", &[]);
+    assert!(out.contains("keys differ"), "{out}");
+}
+
+#[test]
+fn child_forks_and_compares_keys() {
+    if !is_child("env::child_forks_and_compares_keys") {
+        return;
+    }
+    let client = telnyx_assistant_sms::Client::builder()
+        .api_key(crate::KEY)
+        .base_url("http://127.0.0.1:9/v2")
+        .build()
+        .unwrap();
+    let req = SendSmsRequest::new("+1", "+2");
+    // Warm the thread's RandomState, as a long-running parent would have.
+    let _ = client.prepare("a", &req).unwrap();
+    let mut fds = [0i32; 2];
+    // SAFETY: a plain pipe(2) into a valid two-int array.
+    assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
+    // SAFETY: this child test process runs its one test on one thread (--test-threads=1),
+    // and the forked child only prepares a key, writes it and exits.
+    let pid = unsafe { libc::fork() };
+    assert!(pid >= 0);
+    let key = client
+        .prepare("a", &req)
+        .unwrap()
+        .idempotency_key()
+        .unwrap()
+        .to_owned();
+    if pid == 0 {
+        // SAFETY: writing a valid buffer to the pipe, then leaving without unwinding.
+        unsafe {
+            libc::write(fds[1], key.as_ptr().cast(), key.len());
+            libc::_exit(0);
+        }
+    }
+    let mut buf = [0u8; 64];
+    // SAFETY: reading into a valid buffer from the pipe; waiting for the child we forked.
+    let n = unsafe { libc::read(fds[0], buf.as_mut_ptr().cast(), buf.len()) };
+    unsafe { libc::waitpid(pid, std::ptr::null_mut(), 0) };
+    let child_key = std::str::from_utf8(&buf[..n as usize]).unwrap();
+    assert_eq!(child_key.len(), 32);
+    assert_ne!(child_key, key, "parent and child made the same key");
+    println!("keys differ");
+}

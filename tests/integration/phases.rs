@@ -293,9 +293,7 @@ fn an_unreachable_proxy_is_retried_and_named() {
 
 #[test]
 fn a_proxy_that_refuses_the_tunnel_is_retried_and_names_both_ends() {
-    let proxy = Proxy::start(Some(
-        "HTTP/1.1 407 Proxy Authentication Required\r\ncontent-length: 0\r\n\r\n",
-    ));
+    let proxy = Proxy::start(Some("HTTP/1.1 403 Forbidden\r\ncontent-length: 0\r\n\r\n"));
     let client = Client::builder()
         .api_key(KEY)
         .base_url("https://127.0.0.1:9/v2")
@@ -312,7 +310,7 @@ fn a_proxy_that_refuses_the_tunnel_is_retried_and_names_both_ends() {
         shown.starts_with(&format!(
             "transport error: the proxy {} would not open a tunnel to 127.0.0.1:9: ",
             proxy.addr
-        )) && shown.contains("407"),
+        )) && shown.contains("403"),
         "{shown}"
     );
     // The key never goes to the proxy: the CONNECT head carries no Authorization.
@@ -320,6 +318,86 @@ fn a_proxy_that_refuses_the_tunnel_is_retried_and_names_both_ends() {
         !proxy.heads()[0]
             .to_ascii_lowercase()
             .contains("authorization: bearer")
+    );
+}
+
+#[test]
+fn a_proxy_that_wants_credentials_is_not_asked_again() {
+    let proxy = Proxy::start(Some(
+        "HTTP/1.1 407 Proxy Authentication Required\r\ncontent-length: 0\r\n\r\n",
+    ));
+    let client = Client::builder()
+        .api_key(KEY)
+        .base_url("https://127.0.0.1:9/v2")
+        .proxy(format!("http://{}", proxy.addr))
+        .build()
+        .unwrap();
+    let err = client.send_sms("asst-1", &req()).unwrap_err();
+    assert!(!err.may_have_been_sent());
+    assert_eq!((err.attempts(), proxy.heads().len()), (1, 1));
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "transport error: the proxy {} wants credentials (407) to open a tunnel to \
+             127.0.0.1:9: give them in the proxy url, http://user:password@host:port; the sms \
+             was not sent",
+            proxy.addr
+        )
+    );
+}
+
+/// A proxy that answers CONNECT one byte every 300 ms, forever.
+fn dripping_proxy() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { return };
+            thread::spawn(move || {
+                let mut head = [0u8; 512];
+                let _ = stream.read(&mut head);
+                for b in b"HTTP/1.1 200 OK\r\nX-A: "
+                    .iter()
+                    .chain(std::iter::repeat(&b'b'))
+                {
+                    thread::sleep(Duration::from_millis(300));
+                    if stream.write_all(&[*b]).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    addr
+}
+
+#[test]
+fn a_proxy_that_drips_its_answer_is_cut_off_by_the_timeouts() {
+    let proxy = dripping_proxy();
+    let client = Client::builder()
+        .api_key(KEY)
+        .base_url("https://127.0.0.1:9/v2")
+        .proxy(format!("http://{proxy}"))
+        .timeout(Duration::from_secs(1))
+        .max_retries(0)
+        .build()
+        .unwrap();
+    let started = std::time::Instant::now();
+    let err = client.send_sms("asst-1", &req()).unwrap_err();
+    // Bounded by the attempt's timeout (it ran forever when every read of the proxy's answer
+    // got a fresh connect timeout).
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(!err.may_have_been_sent());
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "transport error: could not connect to 127.0.0.1:9 through the proxy {proxy}: \
+             connecting timed out; the sms was not sent"
+        )
     );
 }
 
@@ -408,4 +486,75 @@ fn an_assistant_id_too_long_for_a_request_line_is_refused_before_sending() {
     let path = &server.requests()[0].path;
     assert_eq!(path.len(), "/v2/ai/assistants//chat/sms".len() + 256 * 3);
     assert_eq!(server.request_count(), 1);
+}
+
+#[test]
+fn a_205_is_not_read_until_the_connection_closes() {
+    // No length, connection kept open: reading its "body" would take the whole timeout.
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    thread::spawn(move || {
+        if let Ok((mut s, _)) = listener.accept() {
+            let mut reader = BufReader::new(s.try_clone().unwrap());
+            let _ = read_request(&mut reader, 0);
+            let _ = s.write_all(b"HTTP/1.1 205 Reset Content\r\n\r\n");
+            thread::sleep(Duration::from_secs(5));
+        }
+    });
+    let client = builder(&format!("http://{addr}/v2"))
+        .timeout(Duration::from_secs(4))
+        .build()
+        .unwrap();
+    let started = std::time::Instant::now();
+    let err = client.send_sms("asst-1", &req()).unwrap_err();
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(err.kind(), ErrorKind::Decode);
+    assert_eq!(err.status(), Some(205));
+    assert!(err.may_have_been_sent());
+}
+
+#[test]
+fn a_timeout_while_the_request_is_still_going_out_says_so() {
+    // The server reads the head, then nothing: a 20 MB body fills the socket buffers.
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    thread::spawn(move || {
+        if let Ok((s, _)) = listener.accept() {
+            thread::sleep(Duration::from_secs(3));
+            drop(s);
+        }
+    });
+    let client = builder(&format!("http://{addr}/v2"))
+        .timeout(Duration::from_millis(500))
+        .max_retries(0)
+        .build()
+        .unwrap();
+    let big = SendSmsRequest::new("+15550001111", "+15550002222").text("x".repeat(20 << 20));
+    let err = client.send_sms("asst-1", &big).unwrap_err();
+    assert!(err.may_have_been_sent());
+    assert_eq!(
+        err.to_string(),
+        "transport error: timed out while sending the request; the sms may have been sent"
+    );
+}
+
+#[test]
+fn configuration_text_in_messages_is_escaped_and_bounded() {
+    let long_host = format!("http://{}:99999", "h".repeat(5000));
+    let escaped = "http://127.0.0.1:31\u{1b}[31m28";
+    for proxy in [long_host.as_str(), escaped] {
+        let err = Client::builder()
+            .api_key(KEY)
+            .base_url("https://127.0.0.1:9/v2")
+            .proxy(proxy)
+            .build()
+            .unwrap_err();
+        let shown = err.to_string();
+        assert!(shown.chars().count() < 1000, "{} characters", shown.len());
+        assert!(!shown.chars().any(char::is_control), "{shown:?}");
+    }
 }

@@ -463,3 +463,49 @@ fn platform_roots_verify_with_the_systems_store() {
     assert!(err.to_string().contains("certificate"), "{err}");
     assert_eq!(tls.request_count(), 0);
 }
+
+#[test]
+fn special_files_in_the_trust_variables_neither_hang_nor_flood() {
+    let out = run_child(
+        "tls::child_ssl_cert_file_not_regular",
+        &[("SSL_CERT_FILE", "/dev/zero")],
+    );
+    assert!(out.contains("refused"), "{out}");
+    // A FIFO (which would block a read forever) beside a good certificate: skipped.
+    let dir = std::env::temp_dir().join(format!("telnyx-sms-test-fifo-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("good.pem"), ca_pem()).unwrap();
+    let made = std::process::Command::new("mkfifo")
+        .arg(dir.join("blocking.pem"))
+        .status()
+        .is_ok_and(|s| s.success());
+    let tls = tls_server(TlsConfig::new(), vec![Step::ok()]);
+    let out = run_child(
+        "tls::child_sends_with_the_environments_roots",
+        &[
+            ("SSL_CERT_DIR", dir.to_str().unwrap()),
+            ("TEST_BASE_URL", &tls.base_url()),
+        ],
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(made, "mkfifo failed");
+    assert!(
+        out.contains("sent with 1 certificate from SSL_CERT_DIR="),
+        "{out}"
+    );
+}
+
+#[test]
+fn child_ssl_cert_file_not_regular() {
+    if !is_child("tls::child_ssl_cert_file_not_regular") {
+        return;
+    }
+    let err = crate::builder("https://127.0.0.1:9/v2")
+        .build()
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "invalid configuration: SSL_CERT_FILE (/dev/zero) is not a regular file"
+    );
+    println!("refused");
+}
