@@ -48,6 +48,9 @@
 //! | [`auto_idempotency_key`](ClientBuilder::auto_idempotency_key) | | `true` |
 //! | [`retry_ambiguous`](ClientBuilder::retry_ambiguous) | | `false` |
 //! | [`proxy`](ClientBuilder::proxy) / [`no_proxy`](ClientBuilder::no_proxy) | `HTTPS_PROXY`, `ALL_PROXY`, `NO_PROXY` | from the environment |
+//! | [`root_certificates_pem`](ClientBuilder::root_certificates_pem) | `SSL_CERT_FILE`, `SSL_CERT_DIR` | Mozilla's roots, compiled in |
+//! | `platform_roots()` (feature `platform-verifier`) | | off |
+//! | [`retry_backoff`](ClientBuilder::retry_backoff) | | 0.5 s doubling to 8 s |
 //!
 //! The environment variables are read only by [`Client::from_env`], [`ClientBuilder::from_env`]
 //! and [`send_sms`] (proxies: by every builder, as curl reads them). The base URL must be
@@ -93,11 +96,34 @@
 //! `retry-after-ms` / `Retry-After` up to 60 s (a longer one ends the send at once, with
 //! [`Error::retry_after`] set).
 //!
+//! Behind a TLS-inspecting corporate proxy, trust its certificate authority: export
+//! `SSL_CERT_FILE=/path/to/corporate-root.pem`, or pass the PEM to
+//! [`root_certificates_pem`](ClientBuilder::root_certificates_pem).
+//!
+//! # Bulk sends
+//!
+//! [`Client::send_batch`] sends many requests from a few worker threads, with an optional
+//! smooth rate limit, a pause shared by all workers when the server asks for one, and
+//! idempotency keys derived from each request's content, so that re-running a batch after a
+//! crash cannot text anyone twice. See [`BatchOptions`].
+//!
+//! # Diagnostics
+//!
+//! The crate logs through the [`log`](https://docs.rs/log) facade, target
+//! `telnyx_assistant_sms`: a `debug` record per attempt, an `info` record per retry (the
+//! reason, the wait and where the wait came from), a `warn` record when it gives up. Records
+//! carry fields (`attempt`, `wait_ms`, `request_id`, ...) and never the key, the message
+//! text, the phone numbers or metadata values. With no logger installed they cost a level
+//! check. `tracing` users bridge them with `tracing-log`. (Do not enable `trace` for
+//! `ureq_proto`: that crate dumps raw request bytes at that level, the key included.)
+//!
 //! # Crate features
 //!
 //! - `rustls` (default): HTTPS through rustls (ring) with Mozilla's roots compiled in.
 //!   Without it only `http` to a loopback host works.
-//! - `cli`: the `telnyx-sms` command-line tool.
+//! - `platform-verifier`: [`ClientBuilder`]'s `platform_roots()`, verifying with the operating
+//!   system's trust store.
+//! - `cli`: the `telnyx-sms` command-line tool (including `send-batch`).
 //!
 //! # Minimum supported Rust version
 //!
