@@ -283,7 +283,11 @@ CONNECTION AND OUTPUT OPTIONS:
                               default: $SSL_CERT_FILE / $SSL_CERT_DIR, else the built-in
                               Mozilla roots
     --json                    print {\"conversation_id\", \"request_id\", \"idempotency_key\"} on
-                              success, and errors as a JSON object on stderr; default: off
+                              success, errors as a JSON object on stderr, and -v's records
+                              as JSON objects, one per line, on stderr; default: off
+    -v, -vv                   -v: log each retry decision and a give-up on stderr; -vv:
+                              each attempt too. The one flag that may be repeated: -v -v is
+                              -vv, more counts as -vv. Wins over $TELNYX_LOG; default: off
 ";
 
 /// Whether a command needs a real API key.
@@ -305,6 +309,8 @@ pub struct ClientFlags {
     timeout: Option<Duration>,
     max_retries: Option<u32>,
     pub json: bool,
+    /// How many times `-v` was given (`-vv` is twice); capped, since more means the same.
+    pub verbose: u8,
 }
 
 impl ClientFlags {
@@ -318,6 +324,7 @@ impl ClientFlags {
                 | "--timeout"
                 | "--max-retries"
                 | "--json"
+                | "-v"
         )
     }
 
@@ -336,6 +343,8 @@ impl ClientFlags {
                 once(&mut self.max_retries, flag, n)?;
             }
             "--json" => once_switch(&mut self.json, flag)?,
+            // The exception to "each flag once": -v -v (-vv) asks for more.
+            "-v" => self.verbose = self.verbose.saturating_add(1).min(2),
             _ => return Ok(false),
         }
         Ok(true)

@@ -4,7 +4,8 @@
 //!
 //! `main.rs` holds the entry point, the exit codes and the dispatch to commands; `args.rs`
 //! the parsing every command shares; `send.rs` the `send` command; `output.rs` every format
-//! the tool prints and the guards they pass through.
+//! the tool prints and the guards they pass through; `logger.rs` the `-v` / `TELNYX_LOG`
+//! log lines.
 
 // Every write goes through output.rs, whose writes cannot panic; nothing else may panic either.
 #![deny(
@@ -18,6 +19,7 @@
 )]
 
 mod args;
+mod logger;
 mod output;
 mod send;
 
@@ -47,8 +49,9 @@ USAGE:
     telnyx-sms send --assistant-id ID --request FILE|- [OPTIONS]
     telnyx-sms help | --help | --version
 
-Options go after the command. Each is given at most once, except --meta, --meta-int and
---meta-bool: a repeated option is an error, so an appended --to cannot silently win.
+Options go after the command. Each is given at most once, except --meta, --meta-int,
+--meta-bool and -v (-v -v is -vv): a repeated option is an error, so an appended --to
+cannot silently win.
 
 ";
 
@@ -62,6 +65,8 @@ ENVIRONMENT:
                               certificates to trust instead of the built-in roots (a PEM
                               file; directories of *.pem / *.crt), as OpenSSL and curl
                               read them; --ca-file wins over both
+    TELNYX_LOG                info is -v, debug is -vv (also: warn, error, off); -v wins
+                              over it; another value is ignored, with a note on stderr
 
 OUTPUT:
     On success the conversation id alone on stdout (an empty line if the server sent none),
@@ -73,6 +78,15 @@ OUTPUT:
     {\"error\": {kind, message, status, request_id, errors, violations, attempts,
     idempotency_key, may_have_been_sent, retry_after_seconds}} (null or empty where not
     applicable), with at most 100 errors and violations and strings cut at 2,000 characters.
+
+LOGGING (-v, -vv, TELNYX_LOG):
+    The library's records go to stderr, one line each, before any error line:
+      [  0.052s] info: retrying in 50ms (asked by the server in retry-after-ms): ...
+    the seconds since the tool started, the level (debug: an attempt; info: a retry;
+    warn: giving up), the message. With --json each is a JSON object
+      {\"t\": 0.052, \"level\": \"info\", \"message\": ..., \"attempt\": 2, \"wait_ms\": 50, ...}
+    with the record's fields (numbers as numbers). Records never hold the API key, the
+    text, the phone numbers or the metadata. Without -v or TELNYX_LOG, none is printed.
 
 EXIT CODES:
     0  sent (also if stdout could not be written afterwards: a note goes to stderr)
@@ -89,6 +103,7 @@ fn help() -> String {
 }
 
 fn main() -> ExitCode {
+    logger::mark_start();
     // Until a command has parsed its options, `--json` anywhere makes usage errors JSON.
     // (`args_os`: `args` would panic on an argument that is not UTF-8.)
     let mut as_json = std::env::args_os().skip(1).any(|a| a == "--json");
@@ -125,6 +140,7 @@ fn run(as_json: &mut bool) -> Result<(), Failure> {
                 None => print_help(),
                 Some(a) => {
                     *as_json = a.client.json;
+                    logger::init(a.client.verbose, a.client.json);
                     send::run(&a)
                 }
             },

@@ -76,6 +76,12 @@ pub fn json_line(v: &Value) -> String {
     escape_in_json(&v.to_string())
 }
 
+/// JSON text (serialized by serde_json) with the unsafe characters it leaves raw written as
+/// `\uXXXX`: the same document, harmless on a terminal. For lines built piece by piece.
+pub fn json_text(s: &str) -> String {
+    escape_in_json(s)
+}
+
 fn escape_in_json(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
@@ -103,9 +109,13 @@ pub fn stderr_line(s: &str) {
     write_stderr(&clean(s, LINE_CAP));
 }
 
-/// Writes `line` (already safe) and a newline to stderr, ignoring failure.
-fn write_stderr(line: &str) {
-    let _ = writeln!(io::stderr().lock(), "{line}");
+/// Writes `line` (already safe) and a newline to stderr, ignoring failure. One write, so
+/// lines from threads (and processes sharing the pipe) do not mix.
+pub fn write_stderr(line: &str) {
+    let mut buf = String::with_capacity(line.len() + 1);
+    buf.push_str(line);
+    buf.push('\n');
+    let _ = io::stderr().lock().write_all(buf.as_bytes());
 }
 
 /// What stdout gets after a successful send.

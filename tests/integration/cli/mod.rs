@@ -2,12 +2,13 @@
 //!
 //! `send`: what reaches the wire and what stdout gets; `usage`: everything refused before
 //! sending (exit 2); `failures`: what the server or the network refuses, and how the output
-//! survives closed pipes and hostile server text.
+//! survives closed pipes and hostile server text; `verbose`: `-v`, `-vv` and `TELNYX_LOG`.
 
 mod failures;
 mod send;
 mod tls;
 mod usage;
+mod verbose;
 
 use std::ffi::OsStr;
 use std::io::Write;
@@ -32,6 +33,8 @@ pub fn command<S: AsRef<OsStr>>(args: &[S], with_key: bool) -> Command {
     for v in crate::support::SCRUBBED_ENV {
         cmd.env_remove(v);
     }
+    // A developer's TELNYX_LOG would add records to stderr.
+    cmd.env_remove("TELNYX_LOG");
     if with_key {
         cmd.env("TELNYX_API_KEY", KEY);
     }
