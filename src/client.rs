@@ -399,7 +399,9 @@ impl Client {
             if let Some((pacer, _)) = batch {
                 pacer.before_attempt();
             }
-            let attempt_started = Instant::now();
+            // Only the debug record needs the attempt's own start.
+            let attempt_started =
+                log::log_enabled!(target: LOG_TARGET, log::Level::Debug).then(Instant::now);
             let failure = match self.attempt(prepared, retry) {
                 Ok(mut res) => {
                     log_attempt(
@@ -620,11 +622,11 @@ fn log_attempt(
     p: &PreparedSend,
     index: Option<usize>,
     retry: u32,
-    started: Instant,
+    started: Option<Instant>,
     outcome: &str,
     request_id: Option<&str>,
 ) {
-    if log::log_enabled!(target: LOG_TARGET, log::Level::Debug) {
+    if let Some(started) = started {
         let took = started.elapsed();
         let request_id = request_id.map(|id| Clean(id, 80).to_string());
         record!(

@@ -317,11 +317,8 @@ fn random_hasher() -> impl Hasher {
     let mut h = RandomState::new().build_hasher();
     h.write_u64(COUNTER.fetch_add(1, Ordering::Relaxed));
     // A forked child starts with its parent's `RandomState` keys and counter: its process id
-    // (and the clock) keep the two from making the same keys.
+    // keeps the two from making the same keys.
     h.write_u32(std::process::id());
-    if let Ok(t) = SystemTime::now().duration_since(UNIX_EPOCH) {
-        h.write_u128(t.as_nanos());
-    }
     h
 }
 

@@ -27,15 +27,113 @@ use std::time::{Duration as StdDuration, Instant};
 
 use ureq::unversioned::transport::time::Duration;
 use ureq::unversioned::transport::{
-    Buffers, ConnectionDetails, Connector, DefaultConnector, NextTimeout, Transport,
+    Buffers, ConnectProxyConnector, ConnectionDetails, Connector, Either, NextTimeout,
+    TcpConnector, Transport,
 };
 
 /// How far a socket timeout may be from the exact time left before it is updated.
 pub(crate) const SLACK: StdDuration = StdDuration::from_millis(10);
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct StableTimeoutConnector {
-    inner: DefaultConnector,
+    inner: Box<dyn Connector<(), Out = Box<dyn Transport>>>,
+}
+
+impl Default for StableTimeoutConnector {
+    /// ureq's own chain (a CONNECT proxy, TCP, rustls), with one layer more: under TLS the
+    /// TCP transport gets its timeouts kept stable too. (rustls hands it the time left to the
+    /// deadline, afresh on every read and write, which would otherwise cost a `setsockopt`
+    /// each. Socks proxies are refused by the builder, so ureq's socks layers are left out.)
+    fn default() -> Self {
+        let chain =
+            ().chain(ConnectProxyConnector::default())
+                .chain(TcpConnector::default())
+                .chain(UnderTls);
+        #[cfg(feature = "rustls")]
+        let chain = chain.chain(ureq::unversioned::transport::RustlsConnector::default());
+        StableTimeoutConnector {
+            inner: Box::new(chain.chain(Boxed)),
+        }
+    }
+}
+
+/// Wraps a transport that TLS is about to be layered on in [`UnderTlsTimeouts`].
+#[derive(Debug)]
+struct UnderTls;
+
+impl<In: Transport> Connector<In> for UnderTls {
+    type Out = Either<In, UnderTlsTimeouts<In>>;
+
+    fn connect(
+        &self,
+        details: &ConnectionDetails,
+        chained: Option<In>,
+    ) -> Result<Option<Self::Out>, ureq::Error> {
+        Ok(chained.map(|t| {
+            if details.needs_tls() && !t.is_tls() {
+                Either::B(UnderTlsTimeouts {
+                    inner: t,
+                    read: Stable::default(),
+                    write: Stable::default(),
+                })
+            } else {
+                Either::A(t)
+            }
+        }))
+    }
+}
+
+/// Erases the chain's type, as ureq's own default connector does.
+#[derive(Debug)]
+struct Boxed;
+
+impl<In: Transport> Connector<In> for Boxed {
+    type Out = Box<dyn Transport>;
+
+    fn connect(
+        &self,
+        _: &ConnectionDetails,
+        chained: Option<In>,
+    ) -> Result<Option<Self::Out>, ureq::Error> {
+        Ok(chained.map(|t| Box::new(t) as Box<dyn Transport>))
+    }
+}
+
+/// The transport under TLS, with its timeouts kept stable (see [`Stable`]).
+#[derive(Debug)]
+struct UnderTlsTimeouts<T> {
+    inner: T,
+    read: Stable,
+    write: Stable,
+}
+
+impl<T: Transport> Transport for UnderTlsTimeouts<T> {
+    fn buffers(&mut self) -> &mut dyn Buffers {
+        self.inner.buffers()
+    }
+
+    fn transmit_output(&mut self, amount: usize, timeout: NextTimeout) -> Result<(), ureq::Error> {
+        let t = self.write.stabilize(timeout);
+        self.inner.transmit_output(amount, t)
+    }
+
+    fn maybe_await_input(&mut self, timeout: NextTimeout) -> Result<bool, ureq::Error> {
+        let t = self.read.stabilize(timeout);
+        self.inner.maybe_await_input(t)
+    }
+
+    fn await_input(&mut self, timeout: NextTimeout) -> Result<bool, ureq::Error> {
+        let t = self.read.stabilize(timeout);
+        self.inner.await_input(t)
+    }
+
+    fn is_open(&mut self) -> bool {
+        self.inner.is_open()
+    }
+
+    fn is_tls(&self) -> bool {
+        self.inner.is_tls()
+    }
 }
 
 /// A failure while opening a connection (TCP, proxy CONNECT, TLS handshake): no byte of the
