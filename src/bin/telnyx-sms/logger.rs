@@ -131,6 +131,34 @@ pub fn emit(level: Level, message: &str, fields: &[(&str, Value)]) {
     }
 }
 
+/// For `send-batch`: the input line of each request the batch engine numbers (its
+/// `batch_index`), so records say `line=N` instead of the engine's position.
+static BATCH_LINES: OnceLock<Vec<usize>> = OnceLock::new();
+
+/// Records with a `batch_index` field get a `line` field: `lines[batch_index]`.
+pub fn set_batch_lines(lines: Vec<usize>) {
+    let _ = BATCH_LINES.set(lines);
+}
+
+/// Whether records are being printed (a progress line would tear them).
+pub fn is_on() -> bool {
+    LOGGER.get().is_some_and(|l| l.level != LevelFilter::Off)
+}
+
+/// For a batch's record: the message without the engine's `request N: ` (the line says it),
+/// and the `line` field.
+fn batch_line(message: &str, fields: &[(String, Value)]) -> Option<(String, usize)> {
+    let lines = BATCH_LINES.get()?;
+    let index = fields
+        .iter()
+        .find(|(k, _)| k == "batch_index")
+        .and_then(|(_, v)| v.as_u64())?;
+    let line = *lines.get(usize::try_from(index).ok()?)?;
+    let prefix = format!("request {index}: ");
+    let message = message.strip_prefix(&prefix).unwrap_or(message).to_owned();
+    Some((message, line))
+}
+
 thread_local! {
     /// The fields added to every record this thread emits, outermost first.
     static CONTEXT: RefCell<Vec<(String, Value)>> = const { RefCell::new(Vec::new()) };
@@ -138,7 +166,6 @@ thread_local! {
 
 /// Adds `key` = `value` to every record this thread emits until the guard is dropped (the
 /// library logs on the thread that sends). Scopes nest; an inner one may shadow a key.
-#[cfg_attr(not(test), expect(dead_code, reason = "for send-batch's `line` field"))]
 #[must_use = "the field is removed when the guard is dropped"]
 pub fn scope(key: &str, value: impl Into<Value>) -> Scope {
     let value = value.into();
@@ -212,7 +239,14 @@ impl Log for Logger {
         }
         let mut fields = Fields(Vec::new());
         let _ = record.key_values().visit(&mut fields);
-        self.write(record.level(), &record.args().to_string(), fields.0);
+        let message = record.args().to_string();
+        match batch_line(&message, &fields.0) {
+            Some((message, line)) => {
+                let _scope = scope("line", line);
+                self.write(record.level(), &message, fields.0);
+            }
+            None => self.write(record.level(), &message, fields.0),
+        }
     }
 
     fn flush(&self) {}

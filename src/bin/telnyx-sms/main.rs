@@ -1,11 +1,12 @@
-//! `telnyx-sms`: send one assistant SMS from a shell script or a cron job.
+//! `telnyx-sms`: send assistant SMS from a shell script or a cron job, one or a batch.
 //!
 //! Built with `--features cli`. See `telnyx-sms --help` and the README's "Command line".
 //!
 //! `main.rs` holds the entry point, the exit codes and the dispatch to commands; `args.rs`
-//! the parsing every command shares; `send.rs` the `send` command; `output.rs` every format
-//! the tool prints and the guards they pass through; `logger.rs` the `-v` / `TELNYX_LOG`
-//! log lines.
+//! the parsing every command shares; `send.rs` the `send` command; `batch.rs` the
+//! `send-batch` command and `progress.rs` its progress line; `output.rs` every format the
+//! tool prints and the guards they pass through; `logger.rs` the `-v` / `TELNYX_LOG` log
+//! lines.
 
 // Every write goes through output.rs, whose writes cannot panic; nothing else may panic either.
 #![deny(
@@ -19,8 +20,10 @@
 )]
 
 mod args;
+mod batch;
 mod logger;
 mod output;
+mod progress;
 mod send;
 
 use std::process::ExitCode;
@@ -39,15 +42,18 @@ pub mod exit {
     pub const API: u8 = 3;
     /// Transport failure.
     pub const TRANSPORT: u8 = 4;
+    /// `send-batch` ran, but some lines failed or were skipped as invalid.
+    pub const BATCH: u8 = 5;
 }
 
 const HELP_HEAD: &str = "\
-telnyx-sms: send one SMS through a Telnyx AI assistant (Assistant SMS Chat)
+telnyx-sms: send SMS through a Telnyx AI assistant (Assistant SMS Chat)
 
 USAGE:
     telnyx-sms send --assistant-id ID --from NUMBER --to NUMBER [OPTIONS]
     telnyx-sms send --assistant-id ID --request FILE|- [OPTIONS]
-    telnyx-sms help | --help | --version
+    telnyx-sms send-batch --assistant-id ID --input FILE|- [--from NUMBER] [OPTIONS]
+    telnyx-sms help [send|send-batch] | --help | --version
 
 Options go after the command. Each is given at most once, except --meta, --meta-int,
 --meta-bool and -v (-v -v is -vv): a repeated option is an error, so an appended --to
@@ -89,17 +95,30 @@ LOGGING (-v, -vv, TELNYX_LOG):
     text, the phone numbers or the metadata. Without -v or TELNYX_LOG, none is printed.
 
 EXIT CODES:
-    0  sent (also if stdout could not be written afterwards: a note goes to stderr)
-    2  usage, configuration or validation error: nothing was sent
-    3  the API refused it (HTTP status >= 400)
+    0  sent (also if stdout could not be written afterwards: a note goes to stderr);
+       send-batch: every line sent (a duplicate counts as sent)
+    2  usage, configuration or validation error: nothing was sent (send-batch: an invalid
+       line without --skip-invalid stops the whole batch before any send)
+    3  the API answered with an error status (>= 400, or an unexpected 1xx or 3xx)
     4  transport failure (DNS, connect, TLS, timeout): the message says whether the SMS
        may have been sent
+    5  send-batch ran, but some lines failed or were skipped as invalid: the results say
+       which (re-run the same command to retry them: nothing is sent twice)
     1  anything else: an unreadable answer to an accepted request, or stdout could not be
        written for --help, --version or --dry-run (nothing was sent)
 ";
 
 fn help() -> String {
-    [HELP_HEAD, send::HELP, "\n", args::CLIENT_HELP, HELP_TAIL].concat()
+    [
+        HELP_HEAD,
+        send::HELP,
+        "\n",
+        batch::HELP,
+        "\n",
+        args::CLIENT_HELP,
+        HELP_TAIL,
+    ]
+    .concat()
 }
 
 fn main() -> ExitCode {
@@ -120,15 +139,18 @@ fn main() -> ExitCode {
 fn run(as_json: &mut bool) -> Result<(), Failure> {
     let mut args = Args::from_env();
     match args.next()? {
-        None => Err(Failure::usage("missing command: telnyx-sms send ...")),
+        None => Err(Failure::usage(
+            "missing command: telnyx-sms send ... or telnyx-sms send-batch ...",
+        )),
         Some(Arg::Flag(flag)) => match flag.as_str() {
             "--help" | "-h" => print_help(),
             "--version" | "-V" => {
                 let line = format!("telnyx-sms {}\n", env!("CARGO_PKG_VERSION"));
                 output::write_stdout(&line).map_err(Failure::stdout)
             }
-            f if send::accepts(f) => Err(Failure::usage(format!(
-                "{f} is an option of 'send' and goes after it: telnyx-sms send ... {f}"
+            f if send::accepts(f) || batch::accepts(f) => Err(Failure::usage(format!(
+                "{f} is an option of a command and goes after it: telnyx-sms send ... {f} \
+                 (or send-batch)"
             ))),
             f => Err(Failure::usage(format!(
                 "unknown option '{}'",
@@ -144,9 +166,17 @@ fn run(as_json: &mut bool) -> Result<(), Failure> {
                     send::run(&a)
                 }
             },
+            Some("send-batch") => match batch::parse(&mut args)? {
+                None => print_help(),
+                Some(a) => {
+                    *as_json = a.client.json;
+                    logger::init(a.client.verbose, a.client.json);
+                    batch::run(&a)
+                }
+            },
             Some("help") => match args.next()? {
                 None => print_help(),
-                Some(Arg::Positional(c)) if c == "send" => print_help(),
+                Some(Arg::Positional(c)) if c == "send" || c == "send-batch" => print_help(),
                 Some(Arg::Positional(c)) => Err(unknown_command(&c)),
                 Some(Arg::Flag(f)) => Err(Failure::usage(format!(
                     "unknown option '{}' for help: telnyx-sms help [send]",
@@ -160,7 +190,7 @@ fn run(as_json: &mut bool) -> Result<(), Failure> {
 
 fn unknown_command(cmd: &std::ffi::OsStr) -> Failure {
     Failure::usage(format!(
-        "unknown command '{}' (the command is 'send')",
+        "unknown command '{}' (the commands are 'send' and 'send-batch')",
         args::shown(&cmd.to_string_lossy())
     ))
 }

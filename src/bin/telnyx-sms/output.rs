@@ -118,6 +118,12 @@ pub fn write_stderr(line: &str) {
     let _ = io::stderr().lock().write_all(buf.as_bytes());
 }
 
+/// Writes `s` (the tool's own, safe text, with no newline) to stderr, ignoring failure: for
+/// the progress line, which redraws itself in place.
+pub fn write_stderr_raw(s: &str) {
+    let _ = io::stderr().lock().write_all(s.as_bytes());
+}
+
 /// What stdout gets after a successful send.
 pub fn sent(res: &SendSmsResponse, idempotency_key: Option<&str>, as_json: bool) -> String {
     if as_json {
@@ -163,6 +169,8 @@ pub struct Failure {
     code: u8,
     text: String,
     error: Map<String, Value>,
+    /// Already reported (by a command's own summary): only the exit code is left.
+    silent: bool,
 }
 
 impl Failure {
@@ -182,7 +190,12 @@ impl Failure {
             ("retry_after_seconds", Value::Null),
         ];
         let error = error.into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
-        Failure { code, text, error }
+        Failure {
+            code,
+            text,
+            error,
+            silent: false,
+        }
     }
 
     /// A command line that cannot be run (exit 2). The text line points to `--help`.
@@ -260,6 +273,13 @@ impl Failure {
         f
     }
 
+    /// An exit code whose reason the command has printed already.
+    pub fn silent(code: u8) -> Failure {
+        let mut f = Failure::new(code, "batch", "", String::new());
+        f.silent = true;
+        f
+    }
+
     /// Replaces the text line (the `--json` message stays the library's).
     pub fn with_text(mut self, text: String) -> Failure {
         self.text = text;
@@ -272,6 +292,9 @@ impl Failure {
 
     /// Prints the failure to stderr: one line of text, or with `--json` the error object.
     pub fn print(&self, as_json: bool) {
+        if self.silent {
+            return;
+        }
         if as_json {
             // Bounded by the caps on each field, not cut: cut JSON would not parse.
             write_stderr(&json_line(&json!({"error": self.error})));

@@ -4,6 +4,7 @@
 //! sending (exit 2); `failures`: what the server or the network refuses, and how the output
 //! survives closed pipes and hostile server text; `verbose`: `-v`, `-vv` and `TELNYX_LOG`.
 
+mod batch;
 mod failures;
 mod send;
 mod tls;

@@ -1,0 +1,433 @@
+//! `telnyx-sms send-batch` against the Telnyx-like server on 127.0.0.1: input order, keys,
+//! validation before any send, duplicates, concurrency, rate, dry runs, and a batch killed
+//! part-way and run again.
+
+use std::io::{BufRead, BufReader};
+use std::process::Stdio;
+use std::time::Duration;
+
+use serde_json::Value;
+use telnyx_assistant_sms::{BatchOptions, SendSmsRequest};
+
+use crate::cli::{Run, command, finish, run_with, temp_file};
+use crate::support::telnyx::{Fault, Telnyx};
+use crate::support::{Recorded, ScriptServer, Step};
+
+fn telnyx_server(model: &Telnyx) -> ScriptServer {
+    ScriptServer::builder().handler(model.handler()).start()
+}
+
+/// `send-batch --assistant-id asst-b --input FILE --base-url URL` plus `extra`, the input
+/// written to a file named for `name`.
+fn batch(name: &str, url: &str, input: &str, extra: &[&str]) -> Run {
+    let path = temp_file(name, input.as_bytes());
+    let path = path.to_str().unwrap().to_owned();
+    let mut args = vec![
+        "send-batch",
+        "--assistant-id",
+        "asst-b",
+        "--input",
+        &path,
+        "--base-url",
+        url,
+    ];
+    args.extend_from_slice(extra);
+    let r = run_with(&args, true, None);
+    let _ = std::fs::remove_file(&path);
+    r
+}
+
+fn results(r: &Run) -> Vec<Value> {
+    r.stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect()
+}
+
+fn line(to: &str, text: &str) -> String {
+    format!(r#"{{"from":"+15550001111","to":"{to}","text":"{text}"}}"#)
+}
+
+#[test]
+fn results_come_in_input_order_with_derived_keys() {
+    // The first line is slow: it finishes last, yet its result is printed first.
+    let server = ScriptServer::with_handler(|r: &Recorded| {
+        if r.json()["text"] == "first" {
+            Step::ok().delayed(Duration::from_millis(300))
+        } else {
+            Step::ok()
+        }
+    });
+    let input = [
+        line("+15550000001", "first"),
+        String::new(), // blank lines are skipped, their numbers kept
+        line("+15550000002", "second"),
+        line("+15550000003", "third"),
+    ]
+    .join("\n");
+    let r = batch("order", &server.base_url(), &input, &["--concurrency", "3"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let res = results(&r);
+    let lines: Vec<u64> = res.iter().map(|v| v["line"].as_u64().unwrap()).collect();
+    assert_eq!(lines, [1, 3, 4]);
+    let options = BatchOptions::new();
+    for (v, (to, text)) in res.iter().zip([
+        ("+15550000001", "first"),
+        ("+15550000002", "second"),
+        ("+15550000003", "third"),
+    ]) {
+        assert_eq!(v["result"], "sent", "{v}");
+        assert_eq!(v["conversation_id"], "conv-42");
+        assert_eq!(v["attempts"], 1);
+        let req = SendSmsRequest::new("+15550001111", to).text(text);
+        let key = options.idempotency_key_for("asst-b", &req).unwrap();
+        assert_eq!(v["idempotency_key"], key.as_str());
+        assert!(key.starts_with("batch-"));
+    }
+    // The server saw exactly those keys.
+    let mut seen: Vec<String> = server
+        .requests()
+        .iter()
+        .map(|q| q.header("idempotency-key").unwrap().to_owned())
+        .collect();
+    let mut printed: Vec<String> = res
+        .iter()
+        .map(|v| v["idempotency_key"].as_str().unwrap().to_owned())
+        .collect();
+    seen.sort();
+    printed.sort();
+    assert_eq!(seen, printed);
+    let last = r.stderr.lines().last().unwrap();
+    assert!(
+        last.starts_with("3 lines: 3 sent, 0 failed, 0 invalid in "),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(
+        r.stderr.lines().count(),
+        1,
+        "no progress noise off a terminal"
+    );
+}
+
+#[test]
+fn an_invalid_line_stops_the_batch_before_any_send() {
+    let server = ScriptServer::start(vec![Step::ok()]);
+    let input = [
+        line("+15550000001", "ok"),
+        r#"{"from":"+15550001111","to":"","text":"no recipient"}"#.to_owned(),
+        "not json at all".to_owned(),
+        r#"{"from":"+15550001111","to":"+15550000004","txt":"typo"}"#.to_owned(),
+        "[1, 2]".to_owned(),
+        line("+15550000006", "ok"),
+    ]
+    .join("\n");
+    let r = batch("invalid", &server.base_url(), &input, &[]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert_eq!(server.request_count(), 0);
+    assert_eq!(r.stdout, "");
+    let err: Vec<&str> = r.stderr.lines().collect();
+    assert_eq!(err.len(), 5, "{}", r.stderr);
+    assert_eq!(err[0], "telnyx-sms: line 2: body.to: field required");
+    assert!(
+        err[1].starts_with("telnyx-sms: line 3: not valid JSON"),
+        "{}",
+        err[1]
+    );
+    assert!(
+        err[2].starts_with("telnyx-sms: line 4: unknown field `txt`"),
+        "{}",
+        err[2]
+    );
+    assert!(
+        err[3].starts_with("telnyx-sms: line 5: expected a JSON object"),
+        "{}",
+        err[3]
+    );
+    assert_eq!(
+        err[4],
+        "telnyx-sms: 4 of 6 lines are invalid, so nothing was sent (--skip-invalid sends the \
+         valid lines and reports the invalid ones)"
+    );
+
+    // --skip-invalid sends the rest and reports the invalid ones as results: exit 5.
+    let r = batch("skip", &server.base_url(), &input, &["--skip-invalid"]);
+    assert_eq!(r.code, 5, "{}", r.stderr);
+    assert_eq!(server.request_count(), 2);
+    let res = results(&r);
+    let kinds: Vec<(u64, &str)> = res
+        .iter()
+        .map(|v| (v["line"].as_u64().unwrap(), v["result"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            (1, "sent"),
+            (2, "invalid"),
+            (3, "invalid"),
+            (4, "invalid"),
+            (5, "invalid"),
+            (6, "sent")
+        ]
+    );
+    assert_eq!(res[1]["violations"][0]["field"], "body.to");
+    assert!(
+        r.stderr
+            .contains("6 lines: 2 sent, 0 failed, 4 invalid in "),
+        "{}",
+        r.stderr
+    );
+}
+
+#[test]
+fn from_fills_lines_without_one_and_json_mode_reports_in_json() {
+    let model = Telnyx::new();
+    let server = telnyx_server(&model);
+    let input = [
+        r#"{"to":"+15550000001","text":"a"}"#,
+        r#"{"from":"+15559999999","to":"+15550000002","text":"b"}"#,
+        r#"{"to":"+15550000003"}"#,
+    ]
+    .join("\r\n");
+    let r = batch(
+        "from",
+        &server.base_url(),
+        &input,
+        &["--from", "+15550001111", "--json"],
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let froms: Vec<String> = model
+        .performed()
+        .iter()
+        .map(|p| {
+            let v: Value = serde_json::from_slice(&p.body).unwrap();
+            v["from"].as_str().unwrap().to_owned()
+        })
+        .collect();
+    let mut froms = froms;
+    froms.sort();
+    assert_eq!(froms, ["+15550001111", "+15550001111", "+15559999999"]);
+    let summary: Value = serde_json::from_str(r.stderr.trim()).unwrap();
+    assert_eq!(summary["summary"]["lines"], 3);
+    assert_eq!(summary["summary"]["sent"], 3);
+    assert_eq!(summary["summary"]["dry_run"], false);
+}
+
+#[test]
+fn duplicates_are_sent_once_and_failures_exit_5() {
+    let model = Telnyx::new().faults(|r, _| {
+        if r.json()["text"] == "refused" {
+            Fault::before(422)
+        } else {
+            Fault::None
+        }
+    });
+    let server = telnyx_server(&model);
+    let input = [
+        line("+15550000001", "hello"),
+        line("+15550000001", "hello"),
+        r#"{"from":"+15550001111","to":"+15550000002","text":"refused","idempotency_key":"my-key-1"}"#
+            .to_owned(),
+    ]
+    .join("\n");
+    let r = batch("dup", &server.base_url(), &input, &["--max-retries", "0"]);
+    assert_eq!(r.code, 5, "{}", r.stderr);
+    let res = results(&r);
+    assert_eq!(res[0]["result"], "sent");
+    assert_eq!(res[1]["result"], "duplicate");
+    assert_eq!(res[1]["of_line"], 1);
+    assert_eq!(res[1]["idempotency_key"], res[0]["idempotency_key"]);
+    assert_eq!(res[2]["result"], "failed");
+    assert_eq!(res[2]["kind"], "api");
+    assert_eq!(res[2]["status"], 422);
+    assert_eq!(res[2]["idempotency_key"], "my-key-1");
+    assert_eq!(res[2]["may_have_been_sent"], false);
+    assert_eq!(res[2]["attempts"], 1);
+    assert_eq!(model.performed().len(), 1);
+    assert!(
+        r.stderr
+            .contains("3 lines: 1 sent, 1 duplicate, 1 failed, 0 invalid in "),
+        "{}",
+        r.stderr
+    );
+}
+
+#[test]
+fn concurrency_and_rate_are_kept() {
+    let model = Telnyx::new().delay(Duration::from_millis(40));
+    let server = telnyx_server(&model);
+    let input: Vec<String> = (0..12)
+        .map(|i| line(&format!("+155500{i:05}"), "c"))
+        .collect();
+    let r = batch(
+        "conc",
+        &server.base_url(),
+        &input.join("\n"),
+        &["--concurrency", "3"],
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(server.max_in_flight(), 3);
+
+    let server = ScriptServer::start(vec![Step::ok()]);
+    let r = batch(
+        "rate",
+        &server.base_url(),
+        &input.join("\n"),
+        &["--concurrency", "4", "--rate", "25"],
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let mut at: Vec<_> = server.requests().iter().map(|q| q.at).collect();
+    at.sort();
+    for pair in at.windows(2) {
+        assert!(pair[1] - pair[0] >= Duration::from_millis(30), "{at:?}");
+    }
+}
+
+#[test]
+fn a_dry_run_checks_everything_and_sends_nothing() {
+    let server = ScriptServer::start(vec![Step::ok()]);
+    let input = [line("+15550000001", "a"), line("+15550000002", "b")].join("\n");
+    let path = temp_file("dry", input.as_bytes());
+    let url = server.base_url();
+    let args = [
+        "send-batch",
+        "--assistant-id",
+        "asst-b",
+        "--input",
+        path.to_str().unwrap(),
+        "--base-url",
+        &url,
+        "--dry-run",
+        "--key-prefix",
+        "job-9-",
+    ];
+    // No API key needed.
+    let r = run_with(&args, false, None);
+    let _ = std::fs::remove_file(&path);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(server.request_count(), 0);
+    let res = results(&r);
+    assert_eq!(res.len(), 2);
+    assert_eq!(res[0]["result"], "dry-run");
+    assert_eq!(res[0]["method"], "POST");
+    assert_eq!(
+        res[0]["url"],
+        format!("{url}/ai/assistants/asst-b/chat/sms")
+    );
+    assert_eq!(res[1]["body"]["text"], "b");
+    let key = BatchOptions::new()
+        .key_prefix("job-9-")
+        .idempotency_key_for(
+            "asst-b",
+            &SendSmsRequest::new("+15550001111", "+15550000001").text("a"),
+        )
+        .unwrap();
+    assert_eq!(res[0]["idempotency_key"], key.as_str());
+    assert!(
+        r.stderr.contains("2 lines: 2 checked, 0 invalid in ") && r.stderr.contains("dry run"),
+        "{}",
+        r.stderr
+    );
+}
+
+#[test]
+fn stdin_and_empty_input() {
+    let server = ScriptServer::start(vec![Step::ok()]);
+    let url = server.base_url();
+    let args = [
+        "send-batch",
+        "--assistant-id",
+        "asst-b",
+        "--input",
+        "-",
+        "--base-url",
+        &url,
+    ];
+    let input = line("+15550000001", "from stdin");
+    let r = run_with(&args, true, Some(input.as_bytes()));
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(results(&r).len(), 1);
+    assert_eq!(server.request_count(), 1);
+    let r = run_with(&args, true, Some(b"\n  \n"));
+    assert_eq!((r.code, r.stdout.as_str()), (0, ""), "{}", r.stderr);
+    assert!(r.stderr.starts_with("0 lines: 0 sent"), "{}", r.stderr);
+}
+
+#[test]
+fn records_name_the_input_line() {
+    let server = ScriptServer::start(vec![
+        Step::json(503, "{}").header("retry-after-ms", "10"),
+        Step::ok(),
+    ]);
+    let input = ["", &line("+15550000001", "x")].join("\n");
+    let r = batch(
+        "verbose",
+        &server.base_url(),
+        &input,
+        &["-vv", "--concurrency", "1"],
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let records: Vec<&str> = r.stderr.lines().filter(|l| l.starts_with('[')).collect();
+    assert_eq!(records.len(), 3, "{}", r.stderr);
+    for rec in &records {
+        assert!(
+            rec.contains("] debug: line=2: attempt ") || rec.contains("] info: line=2: retrying"),
+            "{rec}"
+        );
+        assert!(!rec.contains("request 0"), "{rec}");
+    }
+}
+
+#[test]
+fn a_batch_killed_part_way_and_run_again_sends_each_message_once() {
+    let model = Telnyx::new().delay(Duration::from_millis(60));
+    let server = telnyx_server(&model);
+    let input: Vec<String> = (0..24)
+        .map(|i| line(&format!("+155500{i:05}"), &format!("order {i} shipped")))
+        .collect();
+    let path = temp_file("killed", input.join("\n").as_bytes());
+    let url = server.base_url();
+    let args = [
+        "send-batch",
+        "--assistant-id",
+        "asst-b",
+        "--input",
+        path.to_str().unwrap(),
+        "--base-url",
+        &url,
+        "--concurrency",
+        "2",
+    ];
+    // The first run is killed (SIGKILL) once a few results are out: some sends are done,
+    // some in flight, most not started.
+    let mut child = command(&args, true)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    for _ in 0..5 {
+        let mut l = String::new();
+        out.read_line(&mut l).unwrap();
+        assert!(l.contains("\"sent\""), "{l}");
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let first = model.performed().len();
+    assert!(
+        (5..24).contains(&first),
+        "{first} performed before the kill"
+    );
+
+    // The same command again: everything ends sent, each message performed once in total.
+    let r = finish(command(&args, true).output().unwrap());
+    let _ = std::fs::remove_file(&path);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let res = results(&r);
+    assert_eq!(res.len(), 24);
+    assert!(res.iter().all(|v| v["result"] == "sent"), "{}", r.stdout);
+    let per_key = model.performed_per_key();
+    assert_eq!(per_key.len(), 24);
+    assert!(per_key.values().all(|&n| n == 1), "{per_key:?}");
+    assert!(model.stats().replays >= first, "{:?}", model.stats());
+}
