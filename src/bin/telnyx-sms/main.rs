@@ -148,10 +148,21 @@ fn run(as_json: &mut bool) -> Result<(), Failure> {
                 let line = format!("telnyx-sms {}\n", env!("CARGO_PKG_VERSION"));
                 output::write_stdout(&line).map_err(Failure::stdout)
             }
-            f if send::accepts(f) || batch::accepts(f) => Err(Failure::usage(format!(
-                "{f} is an option of a command and goes after it: telnyx-sms send ... {f} \
-                 (or send-batch)"
-            ))),
+            f if send::accepts(f) || batch::accepts(f) => Err(Failure::usage(
+                match (send::accepts(f), batch::accepts(f)) {
+                    (true, true) => format!(
+                        "{f} is an option of 'send' and 'send-batch' and goes after the \
+                         command: telnyx-sms send ... {f}"
+                    ),
+                    (true, false) => format!(
+                        "{f} is an option of 'send' and goes after it: telnyx-sms send ... {f}"
+                    ),
+                    _ => format!(
+                        "{f} is an option of 'send-batch' and goes after it: telnyx-sms \
+                         send-batch ... {f}"
+                    ),
+                },
+            )),
             f => Err(Failure::usage(format!(
                 "unknown option '{}'",
                 args::shown(f)

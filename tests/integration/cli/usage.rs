@@ -419,11 +419,16 @@ fn help_and_misplaced_options_say_where_things_go() {
     for (args, want) in [
         (
             vec!["--json", "send"],
-            "--json is an option of 'send' and goes after it: telnyx-sms send ... --json",
+            "--json is an option of 'send' and 'send-batch' and goes after the command: \
+             telnyx-sms send ... --json",
         ),
         (
             vec!["--to", "+2", "send"],
             "--to is an option of 'send' and goes after it",
+        ),
+        (
+            vec!["--concurrency", "2", "send-batch"],
+            "--concurrency is an option of 'send-batch' and goes after it",
         ),
         (vec!["--bogus"], "unknown option '--bogus'"),
     ] {

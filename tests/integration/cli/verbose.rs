@@ -540,8 +540,8 @@ fn v_goes_after_the_command_and_help_says_it_may_repeat() {
     assert_eq!(r.code, 2);
     assert_eq!(
         r.stderr,
-        "telnyx-sms: -v is an option of 'send' and goes after it: telnyx-sms send ... -v; \
-         see 'telnyx-sms --help'\n"
+        "telnyx-sms: -v is an option of 'send' and 'send-batch' and goes after the command: \
+         telnyx-sms send ... -v; see 'telnyx-sms --help'\n"
     );
     let r = super::run(&["--help"]);
     assert!(r.stdout.contains("-v, -vv "), "{}", r.stdout);
