@@ -129,44 +129,30 @@ pub fn figures() -> Vec<Row> {
         round.set(round.get() + 1);
         requests(per_round, &format!("o{}", round.get()))
     };
-    let overhead = compare(
-        "send_batch (default options), server answers at once",
-        "a loop of Client::send_sms over the same requests",
-        scaled(20),
-        1,
-        || {
-            for r in next() {
-                black_box(to_fast.send_sms("assistant-1", &r).unwrap());
-            }
-        },
-        || {
-            black_box(timed_batch(&to_fast, next(), 4));
-        },
-    );
-    let overhead = Comparison {
-        base_ns: overhead.base_ns / per_round as f64,
-        subject_ns: overhead.subject_ns / per_round as f64,
-        ..overhead
+    // The same requests through a loop of send_sms and through the engine, per message.
+    let against_loop = |name: &'static str, concurrency: usize| {
+        let c = compare(
+            name,
+            "a loop of Client::send_sms over the same requests",
+            scaled(20),
+            1,
+            || {
+                for r in next() {
+                    black_box(to_fast.send_sms("assistant-1", &r).unwrap());
+                }
+            },
+            || {
+                black_box(timed_batch(&to_fast, next(), concurrency));
+            },
+        );
+        Comparison {
+            base_ns: c.base_ns / per_round as f64,
+            subject_ns: c.subject_ns / per_round as f64,
+            ..c
+        }
     };
-    let single = compare(
-        "send_batch, concurrency 1, server answers at once",
-        "a loop of Client::send_sms over the same requests",
-        scaled(20),
-        1,
-        || {
-            for r in next() {
-                black_box(to_fast.send_sms("assistant-1", &r).unwrap());
-            }
-        },
-        || {
-            black_box(timed_batch(&to_fast, next(), 1));
-        },
-    );
-    let single = Comparison {
-        base_ns: single.base_ns / per_round as f64,
-        subject_ns: single.subject_ns / per_round as f64,
-        ..single
-    };
+    let overhead = against_loop("send_batch (default options), server answers at once", 4);
+    let single = against_loop("send_batch, concurrency 1, server answers at once", 1);
 
     let (m8, m32, mo) = (
         eight.rate_ratio() >= 7.0,

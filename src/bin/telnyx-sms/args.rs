@@ -88,6 +88,23 @@ pub fn repeated(flag: &str) -> Failure {
     Failure::usage(format!("{flag} was given more than once; give it once"))
 }
 
+/// The options every command treats alike, once its own are matched: `--version` in the
+/// wrong place, the `--api-key` that does not exist, the connection flags, and anything else
+/// (unknown). `Ok(())` when `flag` was one of the connection flags (taken).
+pub fn common_flag(flag: &str, client: &mut ClientFlags, args: &mut Args) -> Result<(), Failure> {
+    match flag {
+        "--api-key" => Err(Failure::usage(
+            "there is no --api-key: a key on the command line shows in ps and shell history; \
+             set TELNYX_API_KEY or use --api-key-file FILE",
+        )),
+        "--version" | "-V" => Err(Failure::usage(format!(
+            "{flag} goes before the command: telnyx-sms {flag}"
+        ))),
+        _ if client.take(flag, args)? => Ok(()),
+        _ => Err(Failure::usage(format!("unknown option '{}'", shown(flag)))),
+    }
+}
+
 /// A number of seconds from `min` to `max`.
 pub fn seconds(flag: &str, v: &str, min: f64, max: f64) -> Result<Duration, Failure> {
     v.trim()

@@ -137,16 +137,7 @@ pub fn parse(args: &mut Args) -> Result<Option<BatchArgs>, Failure> {
                     "{f} is an option of 'send'; send-batch reads every request from --input"
                 )));
             }
-            "--version" | "-V" => {
-                return Err(Failure::usage(format!(
-                    "{f} goes before the command: telnyx-sms {f}"
-                )));
-            }
-            _ => {
-                if !a.client.take(f, args)? {
-                    return Err(Failure::usage(format!("unknown option '{}'", shown(f))));
-                }
-            }
+            _ => args::common_flag(f, &mut a.client, args)?,
         }
     }
     if a.assistant_id.is_none() {

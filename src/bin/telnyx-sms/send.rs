@@ -98,22 +98,7 @@ pub fn parse(args: &mut Args) -> Result<Option<SendArgs>, Failure> {
             "--request" => once(&mut a.request, f, args.value(f)?)?,
             "--idempotency-key" => once(&mut a.idempotency_key, f, args.value(f)?)?,
             "--dry-run" => once_switch(&mut a.dry_run, f)?,
-            "--api-key" => {
-                return Err(Failure::usage(
-                    "there is no --api-key: a key on the command line shows in ps and shell \
-                     history; set TELNYX_API_KEY or use --api-key-file FILE",
-                ));
-            }
-            "--version" | "-V" => {
-                return Err(Failure::usage(format!(
-                    "{f} goes before the command: telnyx-sms {f}"
-                )));
-            }
-            _ => {
-                if !a.client.take(f, args)? {
-                    return Err(Failure::usage(format!("unknown option '{}'", shown(f))));
-                }
-            }
+            _ => args::common_flag(f, &mut a.client, args)?,
         }
     }
     if a.assistant_id.is_none() {
