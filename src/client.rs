@@ -433,9 +433,14 @@ impl Client {
                 Retry::Never => false,
             };
             if let (Some((pacer, _)), Some((wait, _))) = (batch, failure.server_wait) {
-                // The server asked everyone to slow down, not just this worker.
+                // The server asked everyone to slow down, not just this worker: all wait, or,
+                // for longer than a send waits, the batch stops sending.
                 if matches!(failure.error.status(), Some(429 | 503)) {
-                    pacer.pause_all(wait.min(retry::MAX_SERVER_WAIT));
+                    if wait > retry::MAX_SERVER_WAIT {
+                        pacer.stop(wait);
+                    } else {
+                        pacer.pause_all(wait);
+                    }
                 }
             }
             let (wait, source) = failure.server_wait.unwrap_or_else(|| {

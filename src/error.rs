@@ -258,6 +258,22 @@ impl Error {
         e
     }
 
+    /// A batch's request that was never attempted: the server asked every client to wait
+    /// `wait`, longer than a batch waits.
+    pub(crate) fn not_attempted(wait: Duration, idempotency_key: Option<&str>) -> Self {
+        let mut e = Error::new(
+            ErrorKind::Transport,
+            format!(
+                "not attempted: the batch stopped sending when the server asked every client \
+                 to wait {} (longer than the 60 s a send waits); run the batch again after that",
+                human(wait)
+            ),
+        );
+        e.inner.retry_after = Some(wait);
+        e.inner.idempotency_key = idempotency_key.map(str::to_owned);
+        e
+    }
+
     pub(crate) fn decode(what: impl Into<String>, status: u16) -> Self {
         let mut e = Error::new(ErrorKind::Decode, what);
         e.inner.status = Some(status);

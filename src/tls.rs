@@ -98,25 +98,25 @@ fn from_env() -> Result<Trust, Error> {
         from.push(format!("{CERT_FILE_ENV}={}", crate::text::clean(path, 200)));
     }
     if let Some(dirs) = &dirs {
-        for dir in dirs.split(':').filter(|d| !d.is_empty()) {
-            let what = format!("{CERT_DIR_ENV} ({})", crate::text::clean(dir, 200));
-            let entries = std::fs::read_dir(dir).map_err(|e| {
-                Error::config(format!("{what} cannot be read: {}", io_words(&e))).with_source(e)
-            })?;
+        // As OpenSSL reads it: every directory of the list that exists is searched (a missing
+        // or empty one is passed over); the files are `*.pem`, `*.crt`, or the `HASH.N` names
+        // `openssl rehash` makes. Only a list that yields no certificate at all is an error.
+        let list: Vec<&str> = dirs.split(':').filter(|d| !d.is_empty()).collect();
+        let mut found = 0;
+        for dir in &list {
+            let Ok(entries) = std::fs::read_dir(dir) else {
+                continue;
+            };
             let mut paths: Vec<_> = entries
                 .filter_map(Result::ok)
                 .map(|e| e.path())
-                .filter(|p| {
-                    p.extension().is_some_and(|x| {
-                        x.eq_ignore_ascii_case("pem") || x.eq_ignore_ascii_case("crt")
-                    })
-                })
+                .filter(|p| is_cert_file_name(p))
                 .collect();
             paths.sort();
-            let mut found = 0;
+            let before = found;
             for path in paths {
                 // A file that cannot be read or holds no certificate (a key, say) is skipped,
-                // as OpenSSL skips it; a directory with no certificate at all is an error.
+                // as OpenSSL skips it.
                 let Ok(pem) = read_bundle(&path) else {
                     continue;
                 };
@@ -126,15 +126,48 @@ fn from_env() -> Result<Trust, Error> {
                     skipped += s;
                 }
             }
-            if found == 0 {
-                return Err(Error::config(format!(
-                    "{what} holds no *.pem or *.crt file with a certificate"
-                )));
+            if found > before {
+                from.push(format!("{CERT_DIR_ENV}={}", crate::text::clean(dir, 200)));
             }
-            from.push(format!("{CERT_DIR_ENV}={}", crate::text::clean(dir, 200)));
+        }
+        if found == 0 && file.is_none() && !list.is_empty() {
+            return Err(Error::config(format!(
+                "{CERT_DIR_ENV} ({}) holds no certificate: no *.pem, *.crt or HASH.0 file with \
+                 one in any of its directories",
+                crate::text::clean(dirs, 200)
+            )));
         }
     }
+    if all.is_empty() {
+        // `SSL_CERT_DIR=":"`, say: nothing named at all, so the built-in roots.
+        return Ok(Trust {
+            #[cfg(feature = "rustls")]
+            roots: None,
+            shown: BUILT_IN.to_owned(),
+        });
+    }
     Ok(specific(all, skipped, from.join(" and ")))
+}
+
+/// `*.pem`, `*.crt`, or `HASH.N` (eight hex digits, a dot, a number), as `openssl rehash`
+/// names the links it makes.
+fn is_cert_file_name(path: &std::path::Path) -> bool {
+    let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
+        return false;
+    };
+    let lower = name.to_ascii_lowercase();
+    if lower.ends_with(".pem") || lower.ends_with(".crt") {
+        return true;
+    }
+    match name.split_once('.') {
+        Some((hash, n)) => {
+            hash.len() == 8
+                && hash.bytes().all(|b| b.is_ascii_hexdigit())
+                && !n.is_empty()
+                && n.bytes().all(|b| b.is_ascii_digit())
+        }
+        None => false,
+    }
 }
 
 /// The most of a certificate file that is read: far more than any real bundle (a system's
@@ -182,6 +215,8 @@ type Cert = ();
 #[cfg(feature = "rustls")]
 fn certificates(pem: &[u8], what: &str) -> Result<(Vec<Cert>, usize), Error> {
     use ureq::tls::PemItem;
+    // A byte-order mark from a Windows editor is not part of the PEM.
+    let pem = pem.strip_prefix(b"\xef\xbb\xbf").unwrap_or(pem);
     let mut certs = Vec::new();
     for item in ureq::tls::parse_pem(pem) {
         match item {
@@ -308,7 +343,15 @@ fn from_rustls(e: &rustls::Error) -> TlsProblem {
             C::InvalidPurpose | C::InvalidPurposeContext { .. } => {
                 fixed("the server's certificate is not meant for a tls server")
             }
-            _ => fixed("the server's certificate is invalid"),
+            C::Other(other) if other.to_string().contains("CaUsedAsEndEntity") => fixed(
+                "the server presents a CA certificate as its own, which rustls refuses (make the \
+                 server's certificate with basicConstraints CA:FALSE, signed by that CA, and \
+                 trust the CA)",
+            ),
+            other => fixed(&format!(
+                "the server's certificate is invalid ({})",
+                crate::text::clean(&format!("{other:?}"), 120)
+            )),
         },
         R::NoCertificatesPresented => fixed("the server presented no certificate"),
         R::AlertReceived(alert) => fixed(&format!(

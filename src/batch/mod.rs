@@ -183,7 +183,8 @@ fn derive_key(prefix: &str, assistant_id: &str, body: &[u8]) -> String {
     derive(prefix, assistant_id, body).0
 }
 
-/// The derived key, and its 128 bits as a fingerprint (the same bits the key spells in hex).
+/// The derived key, and its 128 bits (the same bits the key spells in hex): a digest of the
+/// assistant id and the body.
 fn derive(prefix: &str, assistant_id: &str, body: &[u8]) -> (String, [u8; 16]) {
     let mut h = Sha256::new();
     h.update(&(assistant_id.len() as u64).to_be_bytes());
@@ -218,6 +219,12 @@ pub struct BatchResult {
 }
 
 /// How one request of a batch ended.
+///
+/// When the server asks every client to wait longer than a send waits (a `429` or `503` with a
+/// `Retry-After` over 60 s), the batch stops sending: the requests not sent yet end as
+/// [`Failed`](Self::Failed) with a `Transport` error that says so, `attempts() == 0`,
+/// `may_have_been_sent() == false` and the wait in `retry_after()`. Run the batch again after
+/// that wait: what was sent is replayed, the rest is sent.
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum BatchOutcome {
@@ -270,9 +277,8 @@ impl fmt::Display for BatchSummary {
 struct Feed<'a, I> {
     requests: I,
     next_index: usize,
-    /// key fingerprint -> (index of the first request with it, and for a caller's key, the
-    /// fingerprint of its body)
-    seen: HashMap<[u8; 16], (usize, Option<[u8; 16]>)>,
+    /// key fingerprint -> (index of the first request with it, the digest of its body)
+    seen: HashMap<[u8; 16], (usize, [u8; 16])>,
     assistant_id: &'a str,
     options: &'a BatchOptions,
 }
@@ -310,18 +316,17 @@ impl<I: Iterator<Item = SendSmsRequest>> Feed<'_, I> {
                 return settled(key, BatchOutcome::Failed(e));
             }
         };
-        // A derived key stands for its body (it is a hash of it); a caller's key does not, so
-        // its body is compared too.
-        let (key, id, body) = match request.idempotency_key {
-            Some(k) => {
-                let (id, body) = (fingerprint(k.as_bytes()), fingerprint(prepared.body()));
-                (k, id, Some(body))
-            }
-            None => {
-                let (k, id) = derive(&self.options.key_prefix, self.assistant_id, prepared.body());
-                (k, id, None)
-            }
+        // Every key is compared by a hash of its text, derived or given (a given key may
+        // equal another request's derived one), and every body by the digest a key would be
+        // derived from, which for a derived key is already at hand.
+        let (key, body) = match request.idempotency_key {
+            Some(k) => (
+                k,
+                derive(&self.options.key_prefix, self.assistant_id, prepared.body()).1,
+            ),
+            None => derive(&self.options.key_prefix, self.assistant_id, prepared.body()),
         };
+        let id = fingerprint(key.as_bytes());
         prepared.idempotency_key = Some(key.clone());
         match self.seen.get(&id) {
             Some(&(of, first_body)) if first_body == body => {
@@ -472,9 +477,15 @@ impl Client {
                 None => return,
                 Some(Work::Settled(result)) => result,
                 Some(Work::Send(index, prepared)) => {
-                    let outcome = match self.send_paced(&prepared, Some((pacer, index))) {
-                        Ok(res) => BatchOutcome::Sent(res),
-                        Err(e) => BatchOutcome::Failed(e),
+                    let outcome = match pacer.stopped() {
+                        Some(wait) => BatchOutcome::Failed(Error::not_attempted(
+                            wait,
+                            prepared.idempotency_key.as_deref(),
+                        )),
+                        None => match self.send_paced(&prepared, Some((pacer, index))) {
+                            Ok(res) => BatchOutcome::Sent(res),
+                            Err(e) => BatchOutcome::Failed(e),
+                        },
                     };
                     let key = prepared.idempotency_key.unwrap_or_default();
                     BatchResult {

@@ -18,6 +18,9 @@ struct State {
     next_slot: Instant,
     /// No attempt starts before this.
     paused_until: Instant,
+    /// The server asked everyone to wait this long, beyond what a batch waits: no new
+    /// request is sent.
+    stopped: Option<Duration>,
 }
 
 impl Pacer {
@@ -30,6 +33,7 @@ impl Pacer {
             state: Mutex::new(State {
                 next_slot: now,
                 paused_until: now,
+                stopped: None,
             }),
         }
     }
@@ -60,6 +64,18 @@ impl Pacer {
                 return;
             }
         }
+    }
+
+    /// The server asked everyone to wait `wait`, longer than a batch waits: the batch sends
+    /// no new request (those not sent yet are reported as not attempted).
+    pub(crate) fn stop(&self, wait: Duration) {
+        let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        s.stopped = Some(s.stopped.map_or(wait, |w| w.max(wait)));
+    }
+
+    /// The wait that stopped the batch, if one did.
+    pub(crate) fn stopped(&self) -> Option<Duration> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner()).stopped
     }
 
     /// The server asked to wait `wait` (a 429 or 503): no worker starts an attempt before then.

@@ -338,3 +338,71 @@ fn failures_are_results_with_the_single_send_rules() {
         Some(results[0].idempotency_key.as_str())
     );
 }
+
+#[test]
+fn a_given_key_equal_to_another_requests_derived_key_is_caught() {
+    let model = Telnyx::new();
+    let server = telnyx_server(&model);
+    let client = crate::builder(&server.base_url()).build().unwrap();
+    let options = BatchOptions::new();
+    let first = request(1);
+    let derived = options.idempotency_key_for("asst-batch", &first).unwrap();
+    let requests = vec![
+        first.clone(),
+        request(2).idempotency_key(derived.clone()), // the same key, another message
+        first.clone().idempotency_key(derived.clone()), // the same key, the same message
+    ];
+    let (results, _) = run(&client, requests, &BatchOptions::new().concurrency(1));
+    let outcome = |i: usize| &results.iter().find(|r| r.index == i).unwrap().outcome;
+    match outcome(1) {
+        BatchOutcome::Failed(e) => assert_eq!(e.violations()[0].code(), "duplicate_key"),
+        other => panic!("{other:?}"),
+    }
+    assert!(
+        matches!(outcome(2), BatchOutcome::Duplicate { of: 0 }),
+        "{:?}",
+        outcome(2)
+    );
+    assert_eq!(model.performed().len(), 1);
+}
+
+#[test]
+fn a_wait_longer_than_a_send_waits_stops_the_batch() {
+    let server = ScriptServer::start(vec![Step::json(429, "{}").header("retry-after", "120")]);
+    let client = crate::builder(&server.base_url()).build().unwrap();
+    let started = std::time::Instant::now();
+    let (results, summary) = run(
+        &client,
+        (0..20).map(request).collect(),
+        &BatchOptions::new().concurrency(2),
+    );
+    // Nobody sat out the two minutes, and the server was not asked again and again.
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!((summary.total, summary.failed), (20, 20));
+    assert!(
+        server.request_count() <= 2,
+        "{} requests",
+        server.request_count()
+    );
+    let not_attempted = results
+        .iter()
+        .filter_map(|r| match &r.outcome {
+            BatchOutcome::Failed(e) if e.attempts() == 0 => Some(e),
+            _ => None,
+        })
+        .collect::<Vec<_>>();
+    assert_eq!(not_attempted.len(), 20 - server.request_count());
+    let e = not_attempted[0];
+    assert_eq!(e.kind(), ErrorKind::Transport);
+    assert!(!e.may_have_been_sent());
+    assert_eq!(e.retry_after(), Some(Duration::from_secs(120)));
+    assert!(
+        e.to_string()
+            .starts_with("transport error: not attempted: the batch stopped sending when the server asked every client to wait 120s"),
+        "{e}"
+    );
+}

@@ -509,3 +509,84 @@ fn child_ssl_cert_file_not_regular() {
     );
     println!("refused");
 }
+
+#[test]
+fn a_ca_certificate_used_as_the_servers_own_is_explained() {
+    // What `openssl req -x509` makes by default, trusted as itself.
+    let tls = tls_server(TlsConfig::new().leaf(Leaf::SelfSignedCa), vec![Step::ok()]);
+    let err = crate::builder(&tls.base_url())
+        .root_certificates_pem(&pki().leaf(Leaf::SelfSignedCa).pem)
+        .build()
+        .unwrap()
+        .send_sms("asst-1", &req())
+        .unwrap_err();
+    assert_eq!((err.attempts(), err.may_have_been_sent()), (1, false));
+    assert!(
+        err.to_string()
+            .contains("the server presents a CA certificate as its own, which rustls refuses"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_bundle_with_a_byte_order_mark_is_read() {
+    let tls = tls_server(TlsConfig::new(), vec![Step::ok()]);
+    let with_bom = format!("\u{feff}{}", ca_pem());
+    crate::builder(&tls.base_url())
+        .root_certificates_pem(with_bom)
+        .build()
+        .unwrap()
+        .send_sms("asst-1", &req())
+        .unwrap();
+}
+
+#[test]
+fn ssl_cert_dir_is_read_as_openssl_reads_it() {
+    let tls = tls_server(TlsConfig::new(), vec![Step::ok()]);
+    // A rehashed directory (HASH.0 names only), after a missing directory and an empty one.
+    let base = std::env::temp_dir().join(format!("telnyx-sms-test-rehash-{}", std::process::id()));
+    let (hashed, empty) = (base.join("hashed"), base.join("empty"));
+    std::fs::create_dir_all(&hashed).unwrap();
+    std::fs::create_dir_all(&empty).unwrap();
+    std::fs::write(hashed.join("9d66eef0.0"), ca_pem()).unwrap();
+    let list = format!(
+        "{}:{}:{}",
+        base.join("missing").display(),
+        empty.display(),
+        hashed.display()
+    );
+    let out = run_child(
+        "tls::child_sends_with_the_environments_roots",
+        &[("SSL_CERT_DIR", &list), ("TEST_BASE_URL", &tls.base_url())],
+    );
+    assert!(
+        out.contains("sent with 1 certificate from SSL_CERT_DIR="),
+        "{out}"
+    );
+    // A list with no certificate anywhere is an error; an empty list is no list.
+    let out = run_child(
+        "tls::child_ssl_cert_dir_empty",
+        &[("SSL_CERT_DIR", empty.to_str().unwrap())],
+    );
+    assert!(out.contains("refused"), "{out}");
+    let out = run_child("tls::child_ssl_cert_dir_empty", &[("SSL_CERT_DIR", ":")]);
+    assert!(out.contains("built-in roots"), "{out}");
+    let _ = std::fs::remove_dir_all(&base);
+}
+
+#[test]
+fn child_ssl_cert_dir_empty() {
+    if !is_child("tls::child_ssl_cert_dir_empty") {
+        return;
+    }
+    match crate::builder("https://127.0.0.1:9/v2").build() {
+        Ok(c) => {
+            assert!(format!("{c:?}").contains("built-in Mozilla roots"), "{c:?}");
+            println!("built-in roots");
+        }
+        Err(e) => {
+            assert!(e.to_string().contains("holds no certificate"), "{e}");
+            println!("refused");
+        }
+    }
+}

@@ -35,6 +35,9 @@ pub enum Leaf {
     WrongName,
     /// Valid now for `127.0.0.1` and `localhost`, but self-signed (no CA vouches for it).
     SelfSigned,
+    /// Self-signed with `CA:TRUE`, for `127.0.0.1` and `localhost`: what `openssl req -x509`
+    /// makes by default. Trusted as itself, it is still a CA used as a server's certificate.
+    SelfSignedCa,
 }
 
 /// One leaf certificate with its key.
@@ -53,6 +56,7 @@ pub struct TestPki {
     expired: LeafCert,
     wrong_name: LeafCert,
     self_signed: LeafCert,
+    self_signed_ca: LeafCert,
 }
 
 impl TestPki {
@@ -62,6 +66,7 @@ impl TestPki {
             Leaf::Expired => &self.expired,
             Leaf::WrongName => &self.wrong_name,
             Leaf::SelfSigned => &self.self_signed,
+            Leaf::SelfSignedCa => &self.self_signed_ca,
         }
     }
 }
@@ -105,8 +110,16 @@ fn make_pki() -> TestPki {
             .unwrap();
         leaf_cert(cert.der().clone(), &key)
     };
+    let self_signed_ca = {
+        let key = KeyPair::generate().unwrap();
+        let mut p = leaf_params(&["127.0.0.1", "localhost"]);
+        p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        let cert = p.self_signed(&key).unwrap();
+        leaf_cert(cert.der().clone(), &key)
+    };
     TestPki {
         ca_pem: pem("CERTIFICATE", ca_cert.der()),
+        self_signed_ca,
         ca_der: ca_cert.der().clone(),
         good: signed(leaf_params(&["127.0.0.1", "localhost"])),
         expired: signed(expired),
