@@ -149,11 +149,36 @@ pub fn parse(args: &mut Args) -> Result<Option<BatchArgs>, Failure> {
     Ok(Some(a))
 }
 
-/// One non-blank input line, checked.
-struct Line {
-    number: usize,
-    /// The request and its key, or the violations that make the line invalid.
-    checked: Result<(SendSmsRequest, String), Vec<Value>>,
+/// The non-blank lines of the input, numbered from 1 as in the file.
+fn numbered(text: &str) -> impl Iterator<Item = (usize, &str)> {
+    text.lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+        .map(|(i, l)| (i + 1, l))
+}
+
+/// Whether a line's object has a `"from"` member at all (an empty one is not filled in).
+#[derive(serde::Deserialize)]
+struct FromProbe {
+    #[serde(default)]
+    from: Option<serde::de::IgnoredAny>,
+}
+
+/// 128 bits of a key, to compare keys without keeping them (two std hashes, seeded apart).
+fn key_bits(key: &str) -> (u64, u64) {
+    let hash = |seed: u8| {
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        seed.hash(&mut h);
+        key.hash(&mut h);
+        h.finish()
+    };
+    (hash(1), hash(2))
+}
+
+fn body_hash(body: &[u8]) -> u64 {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    body.hash(&mut h);
+    h.finish()
 }
 
 impl BatchArgs {
@@ -171,95 +196,148 @@ impl BatchArgs {
         o
     }
 
-    /// Reads and checks every line: parse, `--from`, the library's validation, the key.
-    fn read_lines(&self, client: &Client, options: &BatchOptions) -> Result<Vec<Line>, Failure> {
-        let path = self.input.as_deref().unwrap_or("-");
-        let text = args::read_text("--input", path, INPUT_CAP).map_err(Failure::usage)?;
+    /// One line as a request (`--from` filled in where the line has no `"from"`), checked
+    /// by the library, with its key and a hash of its body.
+    fn check_line(
+        &self,
+        client: &Client,
+        options: &BatchOptions,
+        raw: &str,
+    ) -> Result<(SendSmsRequest, String, u64), Vec<Value>> {
+        let mut req = self.parse_line(raw)?;
         let assistant_id = self.assistant_id.as_deref().unwrap_or_default();
-        // Keys given twice with different requests: the server would refuse the later one.
-        let mut given: HashMap<String, (usize, u64)> = HashMap::new();
-        let mut lines = Vec::new();
-        for (i, raw) in text.lines().enumerate() {
-            if raw.trim().is_empty() {
-                continue;
-            }
-            let number = i + 1;
-            let checked = self
-                .parse_line(raw)
-                .and_then(|req| check(client, options, assistant_id, req))
-                .and_then(|(req, key, body)| {
-                    if req.idempotency_key.is_none() {
-                        return Ok((req, key));
-                    }
-                    match given.get(&key) {
-                        Some(&(first, hash)) if hash != body => Err(vec![violation(
-                            "header.Idempotency-Key",
-                            &format!(
-                                "is also the key of line {first}, with another request: the \
-                                 server would refuse one of them"
-                            ),
-                            "duplicate_key",
-                        )]),
-                        Some(_) => Ok((req, key)),
-                        None => {
-                            given.insert(key.clone(), (number, body));
-                            Ok((req, key))
-                        }
-                    }
-                });
-            lines.push(Line { number, checked });
-        }
-        Ok(lines)
+        let prepared = client.prepare(assistant_id, &req).map_err(|e| {
+            e.violations()
+                .iter()
+                .take(JSON_LIST_CAP)
+                .map(|v| violation(&v.field(), v.message(), v.code()))
+                .collect::<Vec<_>>()
+        })?;
+        let key = options
+            .idempotency_key_for(assistant_id, &req)
+            .map_err(|e| vec![violation("", &e.to_string(), "config")])?;
+        req.idempotency_key = Some(key.clone());
+        Ok((req, key, body_hash(prepared.body())))
     }
 
-    /// One line as a request, `--from` filled in.
+    /// One line as a request, `--from` filled in if the line has no `"from"` at all. Read
+    /// straight into the request type, so a repeated field or an unknown one is an error.
     fn parse_line(&self, raw: &str) -> Result<SendSmsRequest, Vec<Value>> {
         let bad = |msg: String, code: &str| vec![violation("", &msg, code)];
-        let value: Value = serde_json::from_str(raw).map_err(|e| {
-            bad(
-                format!("not valid JSON: {}", cap(&e.to_string(), DETAIL_CAP)),
-                "malformed",
-            )
+        let mut req: SendSmsRequest = serde_json::from_str(raw).map_err(|e| {
+            // Say what the line is when it is not a request object at all.
+            match serde_json::from_str::<Value>(raw) {
+                Err(e) => bad(
+                    format!("not valid JSON: {}", cap(&e.to_string(), DETAIL_CAP)),
+                    "malformed",
+                ),
+                Ok(v) if !v.is_object() => bad(
+                    "expected a JSON object such as {\"to\": \"+15550002222\", \"text\": \"Hi\"}"
+                        .to_owned(),
+                    "not_an_object",
+                ),
+                Ok(_) => bad(cap(&e.to_string(), DETAIL_CAP), "invalid_field"),
+            }
         })?;
-        if !value.is_object() {
-            return Err(bad(
-                "expected a JSON object such as {\"to\": \"+15550002222\", \"text\": \"Hi\"}"
-                    .to_owned(),
-                "not_an_object",
-            ));
-        }
-        let mut req: SendSmsRequest = serde_json::from_value(value)
-            .map_err(|e| bad(cap(&e.to_string(), DETAIL_CAP), "invalid_field"))?;
-        if req.from.is_empty() {
-            if let Some(from) = &self.from {
+        if let Some(from) = &self.from {
+            let has_from = serde_json::from_str::<FromProbe>(raw).is_ok_and(|p| p.from.is_some());
+            if !has_from {
                 req.from.clone_from(from);
             }
         }
         Ok(req)
     }
+
+    /// Checks every line before anything is sent. Nothing of a valid line is kept (the sends
+    /// read the input again); of the invalid ones, the first [`REPORTED_CAP`] with their
+    /// violations, the number of all, and the few that only this pass can tell: a key given
+    /// on one line and given or derived on another, with another request (the server would
+    /// refuse the later one).
+    fn check_all(&self, client: &Client, options: &BatchOptions, text: &str) -> Survey {
+        let mut survey = Survey::default();
+        // The keys lines give themselves (usually none): key -> (line, body).
+        let mut given: HashMap<(u64, u64), (usize, u64)> = HashMap::new();
+        let mut conflicts: Vec<(usize, usize)> = Vec::new();
+        let mut derived_lines = false;
+        for (number, raw) in numbered(text) {
+            survey.total += 1;
+            match self.check_line(client, options, raw) {
+                Err(v) => survey.note_bad(number, v),
+                Ok((_, key, body)) if req_gave_key(raw) => match given.get(&key_bits(&key)) {
+                    Some(&(first, b)) if b != body => conflicts.push((number, first)),
+                    Some(_) => {}
+                    None => {
+                        given.insert(key_bits(&key), (number, body));
+                    }
+                },
+                Ok(_) => derived_lines = true,
+            }
+        }
+        // A derived key can collide only with a given one: look again only if there are both.
+        if !given.is_empty() && derived_lines {
+            for (number, raw) in numbered(text) {
+                if req_gave_key(raw) {
+                    continue;
+                }
+                if let Ok((_, key, body)) = self.check_line(client, options, raw) {
+                    if let Some(&(first, b)) = given.get(&key_bits(&key)) {
+                        if b != body {
+                            // The later of the two lines is the one the server would refuse.
+                            conflicts.push((number.max(first), number.min(first)));
+                        }
+                    }
+                }
+            }
+        }
+        conflicts.sort_unstable();
+        conflicts.dedup_by_key(|c| c.0);
+        for (line, other) in conflicts {
+            let v = vec![violation(
+                "header.Idempotency-Key",
+                &format!(
+                    "is also the key of line {other}, with another request: the server would \
+                     refuse one of them"
+                ),
+                "duplicate_key",
+            )];
+            survey.note_bad(line, v.clone());
+            survey.conflicts.insert(line, v);
+        }
+        survey.first_bad.sort_by_key(|(n, _)| *n);
+        survey
+    }
 }
 
-/// The library's validation of one request, its key, and a hash of its body (to tell two
-/// requests under one key apart).
-fn check(
-    client: &Client,
-    options: &BatchOptions,
-    assistant_id: &str,
-    req: SendSmsRequest,
-) -> Result<(SendSmsRequest, String, u64), Vec<Value>> {
-    let prepared = client.prepare(assistant_id, &req).map_err(|e| {
-        e.violations()
-            .iter()
-            .take(JSON_LIST_CAP)
-            .map(|v| violation(&v.field(), v.message(), v.code()))
-            .collect::<Vec<_>>()
-    })?;
-    let key = options
-        .idempotency_key_for(assistant_id, &req)
-        .map_err(|e| vec![violation("", &e.to_string(), "config")])?;
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    prepared.body().hash(&mut h);
-    Ok((req, key, h.finish()))
+/// What checking every line found.
+#[derive(Default)]
+struct Survey {
+    /// Non-blank lines.
+    total: usize,
+    /// Invalid lines, all of them.
+    bad: usize,
+    /// The first invalid lines, with their violations (for the report).
+    first_bad: Vec<(usize, Vec<Value>)>,
+    /// Lines invalid only for their key (a second look at the line would not say so).
+    conflicts: HashMap<usize, Vec<Value>>,
+}
+
+impl Survey {
+    fn note_bad(&mut self, number: usize, violations: Vec<Value>) {
+        self.bad += 1;
+        if self.first_bad.len() < REPORTED_CAP {
+            self.first_bad.push((number, violations));
+        }
+    }
+}
+
+/// Whether a line gives its own `idempotency_key` (not null).
+fn req_gave_key(raw: &str) -> bool {
+    #[derive(serde::Deserialize)]
+    struct KeyProbe {
+        #[serde(default)]
+        idempotency_key: Option<String>,
+    }
+    serde_json::from_str::<KeyProbe>(raw).is_ok_and(|p| p.idempotency_key.is_some())
 }
 
 fn violation(field: &str, message: &str, code: &str) -> Value {
@@ -286,17 +364,18 @@ fn describe(number: usize, violations: &[Value]) -> String {
 }
 
 /// The result object of a line that was not sent because it is invalid.
-fn invalid_result(line: &Line, violations: &[Value]) -> Value {
+fn invalid_result(number: usize, violations: &[Value]) -> Value {
     json!({
-        "line": line.number,
+        "line": number,
         "result": "invalid",
         "idempotency_key": Value::Null,
         "violations": violations,
     })
 }
 
-/// The result object of a line the engine settled.
-fn result_of(number: usize, r: BatchResult, line_of: &[usize]) -> Value {
+/// The result object of a line the engine settled; `line_of` gives the line of another
+/// request (for a duplicate).
+fn result_of(number: usize, r: BatchResult, line_of: impl Fn(usize) -> Option<usize>) -> Value {
     let key = r.idempotency_key;
     match r.outcome {
         BatchOutcome::Sent(res) => json!({
@@ -312,7 +391,7 @@ fn result_of(number: usize, r: BatchResult, line_of: &[usize]) -> Value {
             "line": number,
             "result": "duplicate",
             "idempotency_key": key,
-            "of_line": line_of.get(of),
+            "of_line": line_of(of),
         }),
         _ => json!({"line": number, "result": "failed", "idempotency_key": key,
                     "kind": "other", "message": "an outcome this tool does not know"}),
@@ -383,6 +462,16 @@ impl Tally {
     }
 }
 
+/// What the sends share: the results waiting for their turn, the counts, the progress line,
+/// and where each request the engine numbers came from (its line, its place in the output).
+struct Shared {
+    order: InOrder,
+    tally: Tally,
+    progress: Progress,
+    /// For the engine's request `i`: (input line, place among the non-blank lines).
+    slots: Vec<(u32, u32)>,
+}
+
 /// Runs one `send-batch`.
 pub fn run(a: &BatchArgs) -> Result<(), Failure> {
     let started = std::time::Instant::now();
@@ -399,60 +488,97 @@ pub fn run(a: &BatchArgs) -> Result<(), Failure> {
     client
         .prepare(assistant_id, &SendSmsRequest::new("+1", "+1"))
         .map_err(|e| Failure::from_error(&e).with_text(format!("--assistant-id: {e}")))?;
-    let lines = a.read_lines(&client, &options)?;
-    let bad: Vec<(&Line, &Vec<Value>)> = lines
-        .iter()
-        .filter_map(|l| l.checked.as_ref().err().map(|v| (l, v)))
-        .collect();
-    if !bad.is_empty() && !a.skip_invalid {
-        return Err(invalid_input(&bad, lines.len(), a.client.json));
+    let path = a.input.as_deref().unwrap_or("-");
+    let text = args::read_text("--input", path, INPUT_CAP).map_err(Failure::usage)?;
+    let survey = a.check_all(&client, &options, &text);
+    if survey.bad > 0 && !a.skip_invalid {
+        return Err(invalid_input(&survey, a.client.json));
     }
-
-    let mut order = InOrder {
-        next: 0,
-        waiting: BTreeMap::new(),
-        broken: None,
-    };
-    let mut tally = Tally::default();
-    // Invalid lines are settled at once; the valid ones go to the engine, which numbers
-    // them from 0: `positions[i]` is the i-th valid line's place among all lines.
-    let mut positions = Vec::new();
-    let mut requests = Vec::new();
-    let mut line_of = Vec::new();
-    for (pos, line) in lines.iter().enumerate() {
-        match &line.checked {
-            Err(v) => {
-                let r = invalid_result(line, v);
-                tally.count(&r);
-                order.put(pos, r);
+    // Invalid lines are only possible with --skip-invalid from here on.
+    let shared = std::sync::Arc::new(std::sync::Mutex::new(Shared {
+        order: InOrder {
+            next: 0,
+            waiting: BTreeMap::new(),
+            broken: None,
+        },
+        tally: Tally::default(),
+        progress: Progress::start(survey.total, survey.bad, logger::is_on()),
+        slots: Vec::new(),
+    }));
+    let lock = || shared.lock().unwrap_or_else(|p| p.into_inner());
+    // The second reading of the input: each valid line to the engine, as it asks for the
+    // next (so no more of it is held than the workers need); each invalid one straight to
+    // the output, in its place.
+    let requests = numbered(&text)
+        .enumerate()
+        .filter_map(|(pos, (number, raw))| {
+            let checked = match survey.conflicts.get(&number) {
+                Some(v) => Err(v.clone()),
+                None => a.check_line(&client, &options, raw),
+            };
+            match checked {
+                Err(v) => {
+                    let mut s = lock();
+                    let r = invalid_result(number, &v);
+                    s.tally.count(&r);
+                    s.order.put(pos, r);
+                    None
+                }
+                Ok((req, key, _)) if a.dry_run => {
+                    let r = dry_run_result(&client, assistant_id, number, &req, &key);
+                    lock().order.put(pos, r);
+                    None
+                }
+                Ok((req, _, _)) => {
+                    let slot = (
+                        u32::try_from(number).unwrap_or(u32::MAX),
+                        u32::try_from(pos).unwrap_or(u32::MAX),
+                    );
+                    lock().slots.push(slot);
+                    Some(req)
+                }
             }
-            Ok((req, key)) if a.dry_run => {
-                let r = dry_run_result(&client, assistant_id, line.number, req, key);
-                order.put(pos, r);
+        });
+    if a.dry_run {
+        // Nothing to send: reading through the input prints each line's request.
+        requests.for_each(drop);
+    } else {
+        logger::set_batch_lines(Box::new({
+            let shared = shared.clone();
+            move |i| {
+                let s = shared.lock().unwrap_or_else(|p| p.into_inner());
+                s.slots.get(i).map(|(line, _)| *line as usize)
             }
-            Ok((req, _)) => {
-                positions.push(pos);
-                line_of.push(line.number);
-                requests.push(req.clone());
-            }
-        }
-    }
-    if !a.dry_run {
-        logger::set_batch_lines(line_of.clone());
-        let mut progress = Progress::start(lines.len(), tally.invalid, logger::is_on());
+        }));
         client
             .send_batch(assistant_id, requests, &options, |r| {
-                let pos = positions.get(r.index).copied().unwrap_or(usize::MAX);
-                let number = line_of.get(r.index).copied().unwrap_or_default();
-                let result = result_of(number, r, &line_of);
-                tally.count(&result);
-                progress.update(tally.sent + tally.duplicate, tally.failed);
-                order.put(pos, result);
+                let mut s = lock();
+                let (number, pos) = s.slots.get(r.index).copied().unwrap_or((0, u32::MAX));
+                let result = {
+                    let slots = &s.slots;
+                    result_of(number as usize, r, |i| {
+                        slots.get(i).map(|(line, _)| *line as usize)
+                    })
+                };
+                s.tally.count(&result);
+                let (sent, failed) = (s.tally.sent + s.tally.duplicate, s.tally.failed);
+                s.progress.update(sent, failed);
+                s.order.put(pos as usize, result);
             })
             .map_err(|e| Failure::from_error(&e))?;
-        progress.finish();
+        logger::clear_batch_lines();
+        lock().progress.finish();
     }
-    if let Some(e) = &order.broken {
+    let mut s = lock();
+    let broken = s.order.broken.take();
+    let tally = std::mem::take(&mut s.tally);
+    drop(s);
+    let s = (broken, tally);
+    let (broken, tally) = s;
+    if let Some(e) = broken {
+        if a.dry_run {
+            return Err(Failure::stdout(e));
+        }
         output::stderr_line(&format!(
             "telnyx-sms: note: stdout could not take the results ({e}); the batch ran to its \
              end regardless: run the same command again to see them (nothing is sent twice)"
@@ -460,13 +586,12 @@ pub fn run(a: &BatchArgs) -> Result<(), Failure> {
     }
     summary(
         &tally,
-        lines.len(),
+        survey.total,
         started.elapsed(),
         a.dry_run,
         a.client.json,
     );
-    let clean_run = tally.failed == 0 && tally.invalid == 0;
-    if clean_run {
+    if tally.failed == 0 && tally.invalid == 0 {
         Ok(())
     } else {
         Err(Failure::silent(exit::BATCH))
@@ -481,9 +606,7 @@ fn dry_run_result(
     req: &SendSmsRequest,
     key: &str,
 ) -> Value {
-    let mut req = req.clone();
-    req.idempotency_key = Some(key.to_owned());
-    match client.prepare(assistant_id, &req) {
+    match client.prepare(assistant_id, req) {
         Ok(p) => {
             let body: Value = serde_json::from_slice(p.body()).unwrap_or(Value::Null);
             json!({
@@ -500,31 +623,31 @@ fn dry_run_result(
     }
 }
 
-/// The error for input with invalid lines (without `--skip-invalid`): every bad line on
-/// stderr (up to 100 of them), then the failure.
-fn invalid_input(bad: &[(&Line, &Vec<Value>)], total: usize, as_json: bool) -> Failure {
+/// The error for input with invalid lines (without `--skip-invalid`): the first 100 bad
+/// lines on stderr, then the failure.
+fn invalid_input(survey: &Survey, as_json: bool) -> Failure {
     let message = format!(
-        "{} of {total} lines are invalid, so nothing was sent (--skip-invalid sends the valid \
+        "{} of {} lines are invalid, so nothing was sent (--skip-invalid sends the valid \
          lines and reports the invalid ones)",
-        bad.len()
+        survey.bad, survey.total
     );
     let mut violations = Vec::new();
-    for (line, vs) in bad.iter().take(REPORTED_CAP) {
+    for (number, vs) in &survey.first_bad {
         if !as_json {
-            output::stderr_line(&format!("telnyx-sms: {}", describe(line.number, vs)));
+            output::stderr_line(&format!("telnyx-sms: {}", describe(*number, vs)));
         }
-        for v in vs.iter() {
+        for v in vs {
             let mut v = v.clone();
             if let Some(o) = v.as_object_mut() {
-                o.insert("line".into(), json!(line.number));
+                o.insert("line".into(), json!(number));
             }
             violations.push(v);
         }
     }
-    if bad.len() > REPORTED_CAP && !as_json {
+    if survey.bad > survey.first_bad.len() && !as_json {
         output::stderr_line(&format!(
             "telnyx-sms: and {} more invalid lines",
-            bad.len() - REPORTED_CAP
+            survey.bad - survey.first_bad.len()
         ));
     }
     violations.truncate(JSON_LIST_CAP);

@@ -131,13 +131,24 @@ pub fn emit(level: Level, message: &str, fields: &[(&str, Value)]) {
     }
 }
 
-/// For `send-batch`: the input line of each request the batch engine numbers (its
+/// For `send-batch`: the input line of the request the batch engine numbers `i` (its
 /// `batch_index`), so records say `line=N` instead of the engine's position.
-static BATCH_LINES: OnceLock<Vec<usize>> = OnceLock::new();
+type LineOf = Box<dyn Fn(usize) -> Option<usize> + Send + Sync>;
 
-/// Records with a `batch_index` field get a `line` field: `lines[batch_index]`.
-pub fn set_batch_lines(lines: Vec<usize>) {
-    let _ = BATCH_LINES.set(lines);
+static BATCH_LINES: std::sync::Mutex<Option<LineOf>> = std::sync::Mutex::new(None);
+
+/// Records with a `batch_index` field get a `line` field: `line_of(batch_index)`.
+pub fn set_batch_lines(line_of: LineOf) {
+    if let Ok(mut l) = BATCH_LINES.lock() {
+        *l = Some(line_of);
+    }
+}
+
+/// Ends [`set_batch_lines`].
+pub fn clear_batch_lines() {
+    if let Ok(mut l) = BATCH_LINES.lock() {
+        *l = None;
+    }
 }
 
 /// Whether records are being printed (a progress line would tear them).
@@ -148,12 +159,12 @@ pub fn is_on() -> bool {
 /// For a batch's record: the message without the engine's `request N: ` (the line says it),
 /// and the `line` field.
 fn batch_line(message: &str, fields: &[(String, Value)]) -> Option<(String, usize)> {
-    let lines = BATCH_LINES.get()?;
     let index = fields
         .iter()
         .find(|(k, _)| k == "batch_index")
         .and_then(|(_, v)| v.as_u64())?;
-    let line = *lines.get(usize::try_from(index).ok()?)?;
+    let line_of = BATCH_LINES.lock().ok()?;
+    let line = (line_of.as_ref()?)(usize::try_from(index).ok()?)?;
     let prefix = format!("request {index}: ");
     let message = message.strip_prefix(&prefix).unwrap_or(message).to_owned();
     Some((message, line))

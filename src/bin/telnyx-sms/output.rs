@@ -238,7 +238,9 @@ impl Failure {
             _ => (exit::OTHER, "other"),
         };
         let display = e.to_string();
-        let mut text = clean(&display, TEXT_CAP);
+        // The library names its builder's option; on the command line it is --ca-file.
+        let mut text =
+            clean(&display, TEXT_CAP).replace("ClientBuilder::root_certificates_pem", "--ca-file");
         if let Some(k) = e.idempotency_key() {
             let _ = write!(text, "; idempotency key: {k}");
             if e.may_have_been_sent() {

@@ -1,5 +1,6 @@
-//! `send-batch`'s live progress line on stderr: only while stderr is a terminal (and no log
-//! lines are being printed there), redrawn at most ten times a second, erased at the end.
+//! `send-batch`'s live progress line on stderr: only while stderr is a terminal and stdout is
+//! not (and no log lines are being printed), redrawn at most ten times a second, erased at
+//! the end.
 
 use std::io::IsTerminal;
 use std::time::{Duration, Instant};
@@ -20,10 +21,11 @@ pub struct Progress {
 
 impl Progress {
     /// A progress line for `total` lines, `settled` of them already done. It shows only when
-    /// stderr is a terminal and `logging` is off (log lines would tear it).
+    /// stderr is a terminal, stdout is not (results printed on the same screen would run
+    /// into it) and `logging` is off (log lines would tear it).
     pub fn start(total: usize, settled: usize, logging: bool) -> Progress {
         Progress {
-            on: !logging && std::io::stderr().is_terminal(),
+            on: !logging && std::io::stderr().is_terminal() && !std::io::stdout().is_terminal(),
             total,
             settled,
             started: Instant::now(),

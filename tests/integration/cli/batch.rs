@@ -431,3 +431,145 @@ fn a_batch_killed_part_way_and_run_again_sends_each_message_once() {
     assert!(per_key.values().all(|&n| n == 1), "{per_key:?}");
     assert!(model.stats().replays >= first, "{:?}", model.stats());
 }
+
+#[test]
+fn odd_lines_are_invalid_not_quietly_changed() {
+    let server = ScriptServer::start(vec![Step::ok()]);
+    let input = [
+        // A repeated field: which "to" was meant?
+        r#"{"from":"+15550001111","to":"+15550000001","to":"+15550009999"}"#.to_owned(),
+        // An empty "from" is blank, not left out: --from does not fill it.
+        r#"{"from":"","to":"+15550000002"}"#.to_owned(),
+        line("+15550000003", "fine"),
+    ]
+    .join("\n");
+    let r = batch(
+        "odd",
+        &server.base_url(),
+        &input,
+        &["--from", "+15550001111"],
+    );
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert_eq!(server.request_count(), 0);
+    let err: Vec<&str> = r.stderr.lines().collect();
+    assert!(
+        err[0].starts_with("telnyx-sms: line 1: duplicate field `to`"),
+        "{}",
+        err[0]
+    );
+    assert_eq!(err[1], "telnyx-sms: line 2: body.from: field required");
+}
+
+#[test]
+fn a_given_key_that_another_line_derives_is_a_conflict_found_before_sending() {
+    let server = ScriptServer::start(vec![Step::ok()]);
+    let derived = BatchOptions::new()
+        .idempotency_key_for(
+            "asst-b",
+            &SendSmsRequest::new("+15550001111", "+15550000001").text("one"),
+        )
+        .unwrap();
+    let input = [
+        line("+15550000001", "one"),
+        format!(
+            r#"{{"from":"+15550001111","to":"+15550000002","text":"two","idempotency_key":"{derived}"}}"#
+        ),
+    ]
+    .join("\n");
+    let r = batch("conflict", &server.base_url(), &input, &[]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert_eq!(server.request_count(), 0);
+    assert!(
+        r.stderr.starts_with(
+            "telnyx-sms: line 2: header.Idempotency-Key: is also the key of line 1, with another request"
+        ),
+        "{}",
+        r.stderr
+    );
+}
+
+#[test]
+fn a_dry_run_to_a_closed_stdout_exits_1() {
+    let input = line("+15550000001", "a");
+    let path = temp_file("dry-closed", input.as_bytes());
+    let args = [
+        "send-batch",
+        "--assistant-id",
+        "asst-b",
+        "--input",
+        path.to_str().unwrap(),
+        "--base-url",
+        "http://127.0.0.1:9/v2",
+        "--dry-run",
+    ];
+    let r = finish(
+        command(&args, false)
+            .stdout(crate::cli::broken_pipe())
+            .stderr(Stdio::piped())
+            .output()
+            .unwrap(),
+    );
+    let _ = std::fs::remove_file(&path);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(r.stderr.contains("nothing was sent"), "{}", r.stderr);
+}
+
+/// Runs the binary with `args` (stdout discarded) and returns its exit code and peak RSS in
+/// KiB, read from the kernel as the child is reaped.
+#[cfg(target_os = "linux")]
+fn peak_rss(args: &[&str]) -> (i32, i64) {
+    let child = command(args, false)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let pid = child.id() as i32;
+    let mut status = 0;
+    // SAFETY: zeroed rusage is a valid value; wait4 fills it for the child we spawned (std
+    // never waits for it, so it is ours to reap).
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    let r = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+    assert_eq!(r, pid);
+    (libc::WEXITSTATUS(status), usage.ru_maxrss)
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn a_large_input_costs_about_its_size_in_memory() {
+    // 100,000 short lines (about 3 MB), then an invalid one: read, checked, and (with
+    // --skip-invalid --dry-run) read and printed again, holding no request but the current.
+    let mut input = String::new();
+    for i in 0..100_000u32 {
+        input.push_str(&format!("{{\"to\":\"+1555{i:07}\"}}\n"));
+    }
+    input.push_str("{\"to\":\"\"}\n");
+    let path = temp_file("large", input.as_bytes());
+    let p = path.to_str().unwrap();
+    let base = [
+        "send-batch",
+        "--assistant-id",
+        "asst-b",
+        "--input",
+        p,
+        "--from",
+        "+15550001111",
+        "--base-url",
+        "http://127.0.0.1:9/v2",
+    ];
+    let (code, checked) = peak_rss(&base);
+    assert_eq!(code, 2);
+    let mut dry = base.to_vec();
+    dry.extend(["--dry-run", "--skip-invalid"]);
+    let (code, dry_rss) = peak_rss(&dry);
+    let _ = std::fs::remove_file(&path);
+    assert_eq!(code, 5);
+    // Parsing every line into a request kept (as before) took about 20 times the input.
+    let input_kib = (input.len() / 1024) as i64;
+    eprintln!("peak RSS: {checked} KiB checking, {dry_rss} KiB dry run, input {input_kib} KiB");
+    for rss in [checked, dry_rss] {
+        assert!(
+            rss < 20_000 + 3 * input_kib,
+            "peak {rss} KiB for a {input_kib} KiB input"
+        );
+    }
+}
