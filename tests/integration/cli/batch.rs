@@ -517,6 +517,8 @@ fn a_dry_run_to_a_closed_stdout_exits_1() {
 /// Runs the binary with `args` (stdout discarded) and returns its exit code and peak RSS in
 /// KiB, read from the kernel as the child is reaped.
 #[cfg(target_os = "linux")]
+// Reaped by `wait4` below, which std's `wait` cannot do (it gives no resource usage).
+#[allow(clippy::zombie_processes)]
 fn peak_rss(args: &[&str]) -> (i32, i64) {
     let child = command(args, false)
         .stdout(Stdio::null())
