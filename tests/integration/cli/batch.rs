@@ -17,22 +17,26 @@ fn telnyx_server(model: &Telnyx) -> ScriptServer {
     ScriptServer::builder().handler(model.handler()).start()
 }
 
-/// `send-batch --assistant-id asst-b --input FILE --base-url URL` plus `extra`, the input
-/// written to a file named for `name`.
-fn batch(name: &str, url: &str, input: &str, extra: &[&str]) -> Run {
-    let path = temp_file(name, input.as_bytes());
-    let path = path.to_str().unwrap().to_owned();
+/// `send-batch --assistant-id asst-b --input INPUT --base-url URL` plus `extra`.
+fn batch_args<'a>(input: &'a str, url: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
     let mut args = vec![
         "send-batch",
         "--assistant-id",
         "asst-b",
         "--input",
-        &path,
+        input,
         "--base-url",
         url,
     ];
     args.extend_from_slice(extra);
-    let r = run_with(&args, true, None);
+    args
+}
+
+/// [`batch_args`] run with the key in the environment, the input written to a file named for
+/// `name`.
+fn batch(name: &str, url: &str, input: &str, extra: &[&str]) -> Run {
+    let path = temp_file(name, input.as_bytes());
+    let r = run_with(&batch_args(path.to_str().unwrap(), url, extra), true, None);
     let _ = std::fs::remove_file(&path);
     r
 }
@@ -289,18 +293,11 @@ fn a_dry_run_checks_everything_and_sends_nothing() {
     let input = [line("+15550000001", "a"), line("+15550000002", "b")].join("\n");
     let path = temp_file("dry", input.as_bytes());
     let url = server.base_url();
-    let args = [
-        "send-batch",
-        "--assistant-id",
-        "asst-b",
-        "--input",
+    let args = batch_args(
         path.to_str().unwrap(),
-        "--base-url",
         &url,
-        "--dry-run",
-        "--key-prefix",
-        "job-9-",
-    ];
+        &["--dry-run", "--key-prefix", "job-9-"],
+    );
     // No API key needed.
     let r = run_with(&args, false, None);
     let _ = std::fs::remove_file(&path);
@@ -334,15 +331,7 @@ fn a_dry_run_checks_everything_and_sends_nothing() {
 fn stdin_and_empty_input() {
     let server = ScriptServer::start(vec![Step::ok()]);
     let url = server.base_url();
-    let args = [
-        "send-batch",
-        "--assistant-id",
-        "asst-b",
-        "--input",
-        "-",
-        "--base-url",
-        &url,
-    ];
+    let args = batch_args("-", &url, &[]);
     let input = line("+15550000001", "from stdin");
     let r = run_with(&args, true, Some(input.as_bytes()));
     assert_eq!(r.code, 0, "{}", r.stderr);
@@ -387,17 +376,7 @@ fn a_batch_killed_part_way_and_run_again_sends_each_message_once() {
         .collect();
     let path = temp_file("killed", input.join("\n").as_bytes());
     let url = server.base_url();
-    let args = [
-        "send-batch",
-        "--assistant-id",
-        "asst-b",
-        "--input",
-        path.to_str().unwrap(),
-        "--base-url",
-        &url,
-        "--concurrency",
-        "2",
-    ];
+    let args = batch_args(path.to_str().unwrap(), &url, &["--concurrency", "2"]);
     // The first run is killed (SIGKILL) once a few results are out: some sends are done,
     // some in flight, most not started.
     let mut child = command(&args, true)
@@ -492,16 +471,11 @@ fn a_given_key_that_another_line_derives_is_a_conflict_found_before_sending() {
 fn a_dry_run_to_a_closed_stdout_exits_1() {
     let input = line("+15550000001", "a");
     let path = temp_file("dry-closed", input.as_bytes());
-    let args = [
-        "send-batch",
-        "--assistant-id",
-        "asst-b",
-        "--input",
+    let args = batch_args(
         path.to_str().unwrap(),
-        "--base-url",
         "http://127.0.0.1:9/v2",
-        "--dry-run",
-    ];
+        &["--dry-run"],
+    );
     let r = finish(
         command(&args, false)
             .stdout(crate::cli::broken_pipe())
@@ -547,20 +521,10 @@ fn a_large_input_costs_about_its_size_in_memory() {
     input.push_str("{\"to\":\"\"}\n");
     let path = temp_file("large", input.as_bytes());
     let p = path.to_str().unwrap();
-    let base = [
-        "send-batch",
-        "--assistant-id",
-        "asst-b",
-        "--input",
-        p,
-        "--from",
-        "+15550001111",
-        "--base-url",
-        "http://127.0.0.1:9/v2",
-    ];
+    let base = batch_args(p, "http://127.0.0.1:9/v2", &["--from", "+15550001111"]);
     let (code, checked) = peak_rss(&base);
     assert_eq!(code, 2);
-    let mut dry = base.to_vec();
+    let mut dry = base.clone();
     dry.extend(["--dry-run", "--skip-invalid"]);
     let (code, dry_rss) = peak_rss(&dry);
     let _ = std::fs::remove_file(&path);
