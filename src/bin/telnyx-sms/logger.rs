@@ -6,8 +6,8 @@
 //! `[  0.012s] info: retrying in 50ms (...): ...`; with `--json` each record is one JSON object
 //! `{"t", "level", "message", ...fields}`, the record's key-value fields with their JSON types.
 //!
-//! Extra fields can be attached to every record a thread emits ([`scope`], for `send-batch`'s
-//! `line`) or to one record the tool emits itself ([`emit`]). Writes go through `output.rs`:
+//! Extra fields can be attached to every record a thread emits ([`scope`]); a batch's records
+//! get the input line they concern ([`set_batch_lines`]). Writes go through `output.rs`:
 //! they escape what they print, never panic, and ignore a closed stderr.
 
 use std::cell::RefCell;
@@ -112,22 +112,6 @@ pub fn init(flag_count: u8, json: bool) {
     }
     if logger.level != LevelFilter::Off && log::set_logger(logger).is_ok() {
         log::set_max_level(logger.level);
-    }
-}
-
-/// Prints one record of the tool's own at `level`, with `fields` (and the thread's [`scope`]
-/// fields), if the logger shows that level.
-#[expect(
-    dead_code,
-    reason = "for send-batch's own records (a summary per line)"
-)]
-pub fn emit(level: Level, message: &str, fields: &[(&str, Value)]) {
-    if let Some(l) = LOGGER.get().filter(|l| level <= l.level) {
-        let fields = fields
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), v.clone()))
-            .collect();
-        l.write(level, message, fields);
     }
 }
 
