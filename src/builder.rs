@@ -47,6 +47,7 @@ pub struct ClientBuilder {
     max_retries: u32,
     backoff: (Duration, Duration),
     auto_idempotency_key: bool,
+    retry_in_doubt: bool,
     retry_ambiguous: bool,
     proxy: ProxyChoice,
     trust: TrustChoice,
@@ -64,6 +65,7 @@ impl fmt::Debug for ClientBuilder {
             .field("max_retries", &self.max_retries)
             .field("retry_backoff", &self.backoff)
             .field("auto_idempotency_key", &self.auto_idempotency_key)
+            .field("retry_in_doubt", &self.retry_in_doubt)
             .field("retry_ambiguous", &self.retry_ambiguous)
             .finish_non_exhaustive()
     }
@@ -83,6 +85,7 @@ impl Default for ClientBuilder {
             max_retries: DEFAULT_MAX_RETRIES,
             backoff: (crate::retry::BACKOFF_START, crate::retry::BACKOFF_MAX),
             auto_idempotency_key: true,
+            retry_in_doubt: false,
             retry_ambiguous: false,
             proxy: ProxyChoice::FromEnv,
             trust: TrustChoice::FromEnv,
@@ -201,9 +204,29 @@ impl ClientBuilder {
         self
     }
 
-    /// Also retry ambiguous failures (a 500/502/504/409, or no complete answer) of a send that
-    /// carries no idempotency key. The server may then have sent the SMS already, and the
-    /// retry sends it again: only for callers who prefer a duplicate to a lost message.
+    /// Also retry, under the same idempotency key, failures after which the SMS may have been
+    /// sent but a success would be replayed by a server that honours the key: no (readable)
+    /// answer after the request was written (a timeout, a reset, a TLS failure after the
+    /// handshake, garbage), a `502`, `504` or bare `503`, and a `409` (the first attempt still
+    /// in progress). Never a `500` or another error answer of the application: the server
+    /// replays only successes, so such a retry would execute again.
+    ///
+    /// This leans on the server: Telnyx documents `Idempotency-Key` only for endpoints whose
+    /// reference declares it, and this one's does not. Against a server that ignores the key,
+    /// each such retry may text the person again. A send without a key (see
+    /// [`auto_idempotency_key`](Self::auto_idempotency_key)) is never retried by this.
+    ///
+    /// Defaults to `false`: only what provably was not performed is retried.
+    pub fn retry_in_doubt(mut self, enabled: bool) -> Self {
+        self.retry_in_doubt = enabled;
+        self
+    }
+
+    /// Retry every failure that may have been performed and could go through on a retry: what
+    /// [`retry_in_doubt`](Self::retry_in_doubt) retries, with or without a key, and `500` and
+    /// the other `5xx` answers too (what the official SDKs do). **It accepts a risk of
+    /// duplicates**: the server may have sent the SMS already, and the retry sends it again.
+    /// Only for callers who prefer a duplicate to a lost message.
     ///
     /// Defaults to `false`.
     pub fn retry_ambiguous(mut self, enabled: bool) -> Self {
@@ -373,7 +396,10 @@ impl ClientBuilder {
             max_retries: self.max_retries,
             backoff: self.backoff,
             auto_idempotency_key: self.auto_idempotency_key,
-            retry_ambiguous: self.retry_ambiguous,
+            policy: crate::policy::Policy {
+                in_doubt: self.retry_in_doubt,
+                ambiguous: self.retry_ambiguous,
+            },
         }))
     }
 }

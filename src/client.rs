@@ -12,9 +12,10 @@ use ureq::http::{HeaderName, HeaderValue};
 use crate::batch::Pacer;
 use crate::builder::ClientBuilder;
 use crate::error::{Error, Violation, human};
+use crate::policy::{self, Class, Policy};
 use crate::request::SendSmsRequest;
 use crate::response::{SendSmsResponse, parse_error_body};
-use crate::retry::{self, Ends, Phase, Retry, WaitSource};
+use crate::retry::{self, Ends, Phase, WaitSource};
 use crate::text::Clean;
 use crate::transport;
 
@@ -81,7 +82,8 @@ pub(crate) struct Inner {
     /// The first wait between attempts and the most it doubles to.
     pub(crate) backoff: (Duration, Duration),
     pub(crate) auto_idempotency_key: bool,
-    pub(crate) retry_ambiguous: bool,
+    /// Which failures that may have been performed are retried.
+    pub(crate) policy: Policy,
 }
 
 impl fmt::Debug for Client {
@@ -97,7 +99,8 @@ impl fmt::Debug for Client {
             .field("max_retries", &i.max_retries)
             .field("retry_backoff", &i.backoff)
             .field("auto_idempotency_key", &i.auto_idempotency_key)
-            .field("retry_ambiguous", &i.retry_ambiguous)
+            .field("retry_in_doubt", &i.policy.in_doubt)
+            .field("retry_ambiguous", &i.policy.ambiguous)
             .finish_non_exhaustive()
     }
 }
@@ -213,7 +216,7 @@ impl fmt::Debug for PreparedSend {
 /// One failed attempt, before the retry loop decides what to do with it.
 struct Failure {
     error: Error,
-    retry: Retry,
+    class: Class,
     /// The wait the server asked for, if it did, and which header asked.
     server_wait: Option<(Duration, WaitSource)>,
 }
@@ -427,11 +430,7 @@ impl Client {
                 failure.error.request_id(),
             );
             any_maybe_sent |= failure.error.may_have_been_sent();
-            let retryable = match failure.retry {
-                Retry::Safe => true,
-                Retry::UnderKey => key.is_some() || self.inner.retry_ambiguous,
-                Retry::Never => false,
-            };
+            let retryable = policy::may_retry(failure.class, self.inner.policy, key.is_some());
             if let (Some((pacer, _)), Some((wait, _))) = (batch, failure.server_wait) {
                 // The server asked everyone to slow down, not just this worker: all wait, or,
                 // for longer than a send waits, the batch stops sending.
@@ -576,14 +575,14 @@ impl Client {
             what.push_str(": ");
             what.push_str(&summary);
         }
-        let (retry, may_have_sent) = retry::classify_status(code, should_retry);
+        let class = policy::classify_status(code, server_wait.is_some(), should_retry);
         let mut error = Error::api(code, body, parsed, what)
             .with_request_id(request_id)
             .with_retry_after(server_wait.map(|w| w.0));
-        error.set_may_have_been_sent(may_have_sent);
+        error.set_may_have_been_sent(class.may_have_been_sent());
         Err(Failure {
             error,
-            retry,
+            class,
             server_wait,
         })
     }
@@ -603,8 +602,8 @@ impl Client {
         };
         let v = retry::classify_transport(&e, phase, ends);
         Failure {
-            error: Error::transport(v.what, v.may_have_sent).with_source(e),
-            retry: v.retry,
+            error: Error::transport(v.what, v.class.may_have_been_sent()).with_source(e),
+            class: v.class,
             server_wait: None,
         }
     }
@@ -662,8 +661,8 @@ fn millis(d: Duration) -> u64 {
 
 fn final_failure(error: Error) -> Failure {
     Failure {
+        class: Class::Final,
         error,
-        retry: Retry::Never,
         server_wait: None,
     }
 }

@@ -69,7 +69,7 @@
 //! | `body.from`, `body.to` | present, not blank, no control characters | `missing`, `blank`, `control_character` |
 //! | `body.text` | when set, not blank | `blank` |
 //! | `body.conversation_metadata.KEY` | key not empty; values only string, integer or boolean ([`MetadataValue`]) | `blank` |
-//! | `header.Idempotency-Key` | when set, 1–255 characters of `A-Z a-z 0-9 _ -` | `invalid_idempotency_key` |
+//! | `header.Idempotency-Key` | when set, 1–255 characters of `A-Z a-z 0-9 _ - :` | `invalid_idempotency_key` |
 //!
 //! # Errors
 //!
@@ -137,6 +137,7 @@ mod batch;
 mod builder;
 mod client;
 mod error;
+mod policy;
 mod proxy;
 mod request;
 mod resolver;

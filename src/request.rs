@@ -170,7 +170,7 @@ impl SendSmsRequest {
         self
     }
 
-    /// Your own `Idempotency-Key` for this send: 1 to 255 characters of `A-Z a-z 0-9 _ -`.
+    /// Your own `Idempotency-Key` for this send: 1 to 255 characters of `A-Z a-z 0-9 _ - :` (as Telnyx documents: `^[A-Za-z0-9_:-]{1,255}$`).
     ///
     /// The server sends the SMS at most once per key (it replays the first answer for 24
     /// hours), so a script that derives the key from its own event id can be re-run after a
@@ -188,7 +188,7 @@ impl SendSmsRequest {
     /// The rules: `from` and `to` present, not blank and free of control characters; `text`,
     /// when set, not blank; metadata keys not empty (values are typed, so they are always a
     /// string, an integer or a boolean); the idempotency key, when set, 1 to 255 characters of
-    /// `A-Z a-z 0-9 _ -`. [`Client::send_sms`](crate::Client::send_sms) runs the same check (and
+    /// `A-Z a-z 0-9 _ - :`. [`Client::send_sms`](crate::Client::send_sms) runs the same check (and
     /// checks the assistant id), so calling this first is only needed to fail early.
     ///
     /// # Errors
@@ -283,9 +283,9 @@ pub(crate) fn idempotency_key_problem(key: &str) -> Option<&'static str> {
         Some("must be 1 to 255 characters long")
     } else if !key
         .bytes()
-        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b':'))
     {
-        Some("may only contain A-Z, a-z, 0-9, '_' and '-'")
+        Some("may only contain A-Z, a-z, 0-9, '_', '-' and ':'")
     } else {
         None
     }

@@ -6,30 +6,19 @@ use std::hash::{BuildHasher, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use crate::policy::Class;
+
 /// Longest server-requested wait that is slept through; a longer one ends the send at once.
 pub(crate) const MAX_SERVER_WAIT: Duration = Duration::from_secs(60);
 /// The default backoff: 0.5 s, doubling to at most 8 s, as the official SDKs wait.
 pub(crate) const BACKOFF_START: Duration = Duration::from_millis(500);
 pub(crate) const BACKOFF_MAX: Duration = Duration::from_secs(8);
 
-/// Whether a failed attempt may be tried again.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Retry {
-    /// It cannot have delivered the SMS (or the server said to retry): always safe.
-    Safe,
-    /// It may have delivered the SMS: retried only under an idempotency key (or when the
-    /// caller opted in), so the server replays instead of sending again.
-    UnderKey,
-    /// Retrying cannot help, or could do harm.
-    Never,
-}
-
-/// What one failed attempt tells: whether to retry it, whether it may have delivered the SMS,
-/// and what happened, in our own words (one line, safe to print).
+/// What one failed attempt tells: its class (whether it may have delivered the SMS, and so
+/// whether it may be retried) and what happened, in our own words (one line, safe to print).
 #[derive(Debug)]
 pub(crate) struct Verdict {
-    pub(crate) retry: Retry,
-    pub(crate) may_have_sent: bool,
+    pub(crate) class: Class,
     pub(crate) what: String,
 }
 
@@ -63,34 +52,13 @@ fn host_of(authority: &str) -> &str {
     }
 }
 
-/// Classifies an HTTP answer that is not a success. `x-should-retry` overrides whether it is
-/// retried, never whether it may have delivered the SMS.
-pub(crate) fn classify_status(status: u16, should_retry: Option<bool>) -> (Retry, bool) {
-    // The server refused before acting: a 4xx other than 409 (a conflict with a request in
-    // progress), or a 503. Everything else (3xx, 409, other 5xx) may have acted first.
-    let refused = (400..500).contains(&status) && status != 409 || status == 503;
-    let may_have_sent = !refused;
-    let retry = match should_retry {
-        Some(false) => Retry::Never,
-        Some(true) if may_have_sent => Retry::UnderKey,
-        Some(true) => Retry::Safe,
-        None => match status {
-            408 | 429 | 503 => Retry::Safe,
-            409 | 500 | 502 | 504 => Retry::UnderKey,
-            _ => Retry::Never,
-        },
-    };
-    (retry, may_have_sent)
-}
-
 /// Classifies a transport failure from ureq by the phase it happened in.
 pub(crate) fn classify_transport(err: &ureq::Error, phase: Phase<'_>, ends: Ends<'_>) -> Verdict {
     match phase {
         Phase::Opening(at) => opening(err, at, ends),
         Phase::BeforeWrite => before_write(err, ends),
         Phase::Writing | Phase::AfterWrite => Verdict {
-            retry: Retry::UnderKey,
-            may_have_sent: true,
+            class: Class::InDoubt,
             what: match (phase, err) {
                 // The phase says more than ureq's error: a whole-attempt timeout, or a closed
                 // connection, while the request was still going out.
@@ -120,18 +88,16 @@ fn is_dns_failure(err: &ureq::Error) -> bool {
 fn opening(err: &ureq::Error, at: &str, ends: Ends<'_>) -> Verdict {
     use std::io::ErrorKind as K;
     let safe = |what: String| Verdict {
-        retry: Retry::Safe,
-        may_have_sent: false,
+        class: Class::NotSent,
         what,
     };
     if let Some(tls) = crate::tls::problem(err) {
         return Verdict {
-            retry: if tls.deterministic {
-                Retry::Never
+            class: if tls.deterministic {
+                Class::Rejected
             } else {
-                Retry::Safe
+                Class::NotSent
             },
-            may_have_sent: false,
             what: format!("the tls handshake with {at} failed: {}", tls.words),
         };
     }
@@ -155,8 +121,7 @@ fn opening(err: &ureq::Error, at: &str, ends: Ends<'_>) -> Verdict {
             // ureq words it "proxy server responded 407/...": asking again cannot help.
             if reason.to_string().contains("responded 407") {
                 return Verdict {
-                    retry: Retry::Never,
-                    may_have_sent: false,
+                    class: Class::Rejected,
                     what: format!(
                         "the proxy {proxy} wants credentials (407) to open a tunnel to {}: give \
                          them in the proxy url, http://user:password@host:port",
@@ -195,27 +160,23 @@ fn opening(err: &ureq::Error, at: &str, ends: Ends<'_>) -> Verdict {
 }
 
 fn before_write(err: &ureq::Error, ends: Ends<'_>) -> Verdict {
-    let (retry, what) = if is_dns_failure(err) {
+    let (class, what) = if is_dns_failure(err) {
         let host = host_of(ends.proxy.unwrap_or(ends.target));
-        (Retry::Safe, format!("the dns lookup of {host} failed"))
+        (Class::NotSent, format!("the dns lookup of {host} failed"))
     } else {
         match err {
             ureq::Error::Timeout(_) => (
-                Retry::Safe,
+                Class::NotSent,
                 "the attempt timed out before the request was sent".to_owned(),
             ),
             ureq::Error::Io(_) => (
-                Retry::Safe,
+                Class::NotSent,
                 "the connection failed before the request was sent".to_owned(),
             ),
-            _ => (Retry::Never, "the request could not be made".to_owned()),
+            _ => (Class::Rejected, "the request could not be made".to_owned()),
         }
     };
-    Verdict {
-        retry,
-        may_have_sent: false,
-        what,
-    }
+    Verdict { class, what }
 }
 
 fn after_write(err: &ureq::Error) -> &'static str {
@@ -525,8 +486,7 @@ mod tests {
         ];
         for err in cases {
             let v = classify_transport(&err, Phase::AfterWrite, ENDS);
-            assert!(v.may_have_sent, "{err:?}");
-            assert_eq!(v.retry, Retry::UnderKey, "{err:?}");
+            assert_eq!(v.class, Class::InDoubt, "{err:?}");
         }
         let v = classify_transport(
             &ureq::Error::LargeResponseHeader(70_000, 65_536),
@@ -541,13 +501,13 @@ mod tests {
         use std::io::ErrorKind as K;
         let refused = io(K::ConnectionRefused, "refused");
         let v = classify_transport(&refused, Phase::Opening("api.telnyx.com:443"), ENDS);
-        assert_eq!((v.retry, v.may_have_sent), (Retry::Safe, false));
+        assert_eq!(v.class, Class::NotSent);
         assert_eq!(
             v.what,
             "could not connect to api.telnyx.com:443: the connection was refused"
         );
         let v = classify_transport(&refused, Phase::Opening("127.0.0.1:3128"), VIA_PROXY);
-        assert_eq!((v.retry, v.may_have_sent), (Retry::Safe, false));
+        assert_eq!(v.class, Class::NotSent);
         assert_eq!(
             v.what,
             "could not reach the proxy 127.0.0.1:3128: the connection was refused"
@@ -562,7 +522,7 @@ mod tests {
         assert_eq!(v.what, "the dns lookup of the proxy 127.0.0.1 failed");
         let tunnel = ureq::Error::ConnectProxyFailed("proxy server responded 403/403\n".into());
         let v = classify_transport(&tunnel, Phase::Opening("api.telnyx.com:443"), VIA_PROXY);
-        assert_eq!((v.retry, v.may_have_sent), (Retry::Safe, false));
+        assert_eq!(v.class, Class::NotSent);
         assert_eq!(
             v.what,
             "the proxy 127.0.0.1:3128 would not open a tunnel to api.telnyx.com:443: \
@@ -570,7 +530,7 @@ mod tests {
         );
         let auth = ureq::Error::ConnectProxyFailed("proxy server responded 407/407".into());
         let v = classify_transport(&auth, Phase::Opening("api.telnyx.com:443"), VIA_PROXY);
-        assert_eq!((v.retry, v.may_have_sent), (Retry::Never, false));
+        assert_eq!(v.class, Class::Rejected);
         assert!(v.what.contains("wants credentials (407)"), "{}", v.what);
         // The proxy reached, the tunnel not opened: both ends are named.
         let eof = io(K::UnexpectedEof, "eof");
@@ -589,7 +549,7 @@ mod tests {
             ureq::Error::ConnectionFailed,
         ] {
             let v = classify_transport(&err, Phase::Opening("api.telnyx.com:443"), ENDS);
-            assert_eq!((v.retry, v.may_have_sent), (Retry::Safe, false), "{err:?}");
+            assert_eq!(v.class, Class::NotSent, "{err:?}");
         }
     }
 
@@ -597,31 +557,9 @@ mod tests {
     fn before_the_request_was_written_nothing_was_sent() {
         let dns = ureq::Error::Timeout(ureq::Timeout::Resolve);
         let v = classify_transport(&dns, Phase::BeforeWrite, ENDS);
-        assert_eq!((v.retry, v.may_have_sent), (Retry::Safe, false));
+        assert_eq!(v.class, Class::NotSent);
         assert_eq!(v.what, "the dns lookup of api.telnyx.com failed");
         let v = classify_transport(&ureq::Error::BadUri("x".into()), Phase::BeforeWrite, ENDS);
-        assert_eq!((v.retry, v.may_have_sent), (Retry::Never, false));
-    }
-
-    #[test]
-    fn status_classes() {
-        for s in [408, 429, 503] {
-            assert_eq!(classify_status(s, None), (Retry::Safe, false), "{s}");
-        }
-        for s in [409, 500, 502, 504] {
-            assert_eq!(classify_status(s, None), (Retry::UnderKey, true), "{s}");
-        }
-        for s in [400, 401, 403, 404, 422] {
-            assert_eq!(classify_status(s, None), (Retry::Never, false), "{s}");
-        }
-        // A redirect, and 5xx the server did not explain: it may have acted first.
-        for s in [300, 301, 302, 303, 307, 308, 501, 505, 507, 599] {
-            assert_eq!(classify_status(s, None), (Retry::Never, true), "{s}");
-        }
-        // x-should-retry decides the retry, never the truth about sending.
-        assert_eq!(classify_status(400, Some(true)), (Retry::Safe, false));
-        assert_eq!(classify_status(500, Some(true)), (Retry::UnderKey, true));
-        assert_eq!(classify_status(503, Some(false)), (Retry::Never, false));
-        assert_eq!(classify_status(502, Some(false)), (Retry::Never, true));
+        assert_eq!(v.class, Class::Rejected);
     }
 }

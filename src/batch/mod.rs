@@ -82,7 +82,7 @@ impl BatchOptions {
     }
 
     /// The prefix of every derived idempotency key (see [`Client::send_batch`]): up to 223
-    /// characters of `A-Z a-z 0-9 _ -`. Choose a new one (a date, a job id) when a later batch
+    /// characters of `A-Z a-z 0-9 _ - :`. Choose a new one (a date, a job id) when a later batch
     /// must send the same text to the same number again within the server's 24 hours: under
     /// the same prefix it would be replayed, not sent.
     ///
@@ -133,7 +133,7 @@ impl BatchOptions {
             || (!self.key_prefix.is_empty() && idempotency_key_problem(&self.key_prefix).is_some())
         {
             return Err(Error::config(format!(
-                "the batch key prefix must be at most {MAX_PREFIX} characters of A-Z a-z 0-9 _ -"
+                "the batch key prefix must be at most {MAX_PREFIX} characters of A-Z a-z 0-9 _ - :"
             )));
         }
         Ok(())

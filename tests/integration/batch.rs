@@ -296,7 +296,7 @@ fn bad_options_and_a_bad_assistant_id_send_nothing() {
 
 #[test]
 fn failures_are_results_with_the_single_send_rules() {
-    // Every request: 500 twice then a replayable success, under derived keys.
+    // Every request: 502 twice then a replayable success, under derived keys, retried in doubt.
     let attempts = Arc::new(Mutex::new(std::collections::HashMap::<String, usize>::new()));
     let a = attempts.clone();
     let server = ScriptServer::with_handler(move |r: &Recorded| {
@@ -305,13 +305,14 @@ fn failures_are_results_with_the_single_send_rules() {
         let n = m.entry(key).or_insert(0);
         *n += 1;
         if *n <= 2 {
-            Step::json(500, "{}")
+            Step::json(502, "{}")
         } else {
             Step::ok()
         }
     });
     let client = crate::builder(&server.base_url())
         .retry_backoff(Duration::from_millis(1), Duration::from_millis(5))
+        .retry_in_doubt(true)
         .build()
         .unwrap();
     let (results, summary) = run(&client, (0..6).map(request).collect(), &BatchOptions::new());

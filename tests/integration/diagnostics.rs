@@ -124,7 +124,11 @@ fn a_429_then_500_then_200_is_logged_attempt_by_attempt() {
             .header("x-request-id", "req-b"),
         Step::ok().header("x-request-id", "req-c"),
     ]);
-    let client = builder(&server.base_url()).build().unwrap();
+    // A 500 is retried only by the setting that accepts duplicates.
+    let client = builder(&server.base_url())
+        .retry_ambiguous(true)
+        .build()
+        .unwrap();
     let (res, records) = records_of(|| client.send_sms("asst-7", &personal_request()));
     let res = res.unwrap();
     assert_eq!(res.attempts, 3);

@@ -17,6 +17,7 @@ mod errors;
 mod hostile;
 mod load;
 mod phases;
+mod policy;
 mod retries;
 mod server_selftest;
 mod soak;

@@ -331,12 +331,13 @@ fn a_tls_failure_after_the_request_was_written_may_have_been_sent() {
         err.to_string(),
         "transport error: the tls connection failed after the request was sent; the sms may have been sent"
     );
-    // Under a key it is retried: the server replays rather than sends again.
+    // Under a key it is retried in doubt: a server that honours the key replays.
     let tls = tls_server(
         TlsConfig::new(),
         vec![Step::GarbageAfterRequest, Step::ok()],
     );
     let res = trusting(&tls.base_url())
+        .retry_in_doubt(true)
         .build()
         .unwrap()
         .send_sms("asst-1", &req())
@@ -392,9 +393,10 @@ fn after_the_server_closes_an_idle_connection_the_next_send_reconnects_and_resum
 
 #[test]
 fn retries_and_timeouts_hold_over_tls() {
-    // 500 then 200: retried under the same key.
-    let tls = tls_server(TlsConfig::new(), vec![Step::json(500, "{}"), Step::ok()]);
+    // 502 then 200: retried in doubt under the same key.
+    let tls = tls_server(TlsConfig::new(), vec![Step::json(502, "{}"), Step::ok()]);
     let res = trusting(&tls.base_url())
+        .retry_in_doubt(true)
         .build()
         .unwrap()
         .send_sms("asst-1", &req())

@@ -269,7 +269,7 @@ fn dry_run_shows_control_characters_as_json_escapes() {
 
 #[test]
 fn max_retries_flag_is_honoured() {
-    let server = ScriptServer::start(vec![Step::json(503, "{}")]);
+    let server = ScriptServer::start(vec![Step::json(503, "{}").header("retry-after-ms", "1")]);
     let url = server.base_url();
     let r = send_to("a", &url, &["--max-retries", "1"]);
     assert_eq!(r.code, 3);

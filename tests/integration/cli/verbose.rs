@@ -11,13 +11,14 @@ use crate::support::{ScriptServer, Step};
 
 const KEY_ID: &str = "job-verbose-1";
 
-/// 429 (`retry-after-ms: 50`), 500 (`retry-after-ms: 20`), then 200: two retries, no backoff.
+/// 429 (`retry-after-ms: 50`), 503 (`retry-after-ms: 20`), then 200: two retries, no backoff
+/// (both refusals, retried by default).
 fn retried_server() -> ScriptServer {
     ScriptServer::start(vec![
         Step::json(429, r#"{"errors":[{"title":"slow down"}]}"#)
             .header("retry-after-ms", "50")
             .header("x-request-id", "req-a"),
-        Step::json(500, r#"{"errors":[{"title":"oops"}]}"#)
+        Step::json(503, r#"{"errors":[{"title":"oops"}]}"#)
             .header("retry-after-ms", "20")
             .header("x-request-id", "req-b"),
         Step::ok().header("x-request-id", "req-c"),
@@ -84,9 +85,8 @@ fn normalized(l: &Line) -> String {
 const RETRY_429: &str = "retrying in 50ms (asked by the server in retry-after-ms): api error: \
      http 429 too many requests: slow down (request id req-a); the server asked to retry \
      after 50ms";
-const RETRY_500: &str = "retrying in 20ms (asked by the server in retry-after-ms): api error: \
-     http 500 internal server error: oops (request id req-b); the sms may have been sent; the \
-     server asked to retry after 20ms";
+const RETRY_503: &str = "retrying in 20ms (asked by the server in retry-after-ms): api error: \
+     http 503 service unavailable: oops (request id req-b); the server asked to retry after 20ms";
 
 #[test]
 fn v_shows_the_two_retry_decisions_in_order_and_no_attempt() {
@@ -102,7 +102,7 @@ fn v_shows_the_two_retry_decisions_in_order_and_no_attempt() {
     let shown: Vec<String> = lines.iter().map(normalized).collect();
     assert_eq!(
         shown,
-        [format!("info: {RETRY_429}"), format!("info: {RETRY_500}")]
+        [format!("info: {RETRY_429}"), format!("info: {RETRY_503}")]
     );
     assert_increasing(&lines.iter().map(|l| l.t).collect::<Vec<_>>());
     assert_eq!(server.request_count(), 3);
@@ -110,10 +110,11 @@ fn v_shows_the_two_retry_decisions_in_order_and_no_attempt() {
 
 #[test]
 fn a_backoff_wait_is_named_and_waited() {
-    // No header on the 500: the library's own backoff (1 s x 0.75..1 for a second retry).
+    // No header on the second 429: the library's own backoff (1 s x 0.75..1 for a second
+    // retry).
     let server = ScriptServer::start(vec![
         Step::json(429, "{}").header("retry-after-ms", "50"),
-        Step::json(500, "{}"),
+        Step::json(429, "{}"),
         Step::ok(),
     ]);
     let r = send(&server, &["-vv"], &[]);
@@ -123,7 +124,7 @@ fn a_backoff_wait_is_named_and_waited() {
     let wait = lines[3]
         .message
         .strip_prefix("retrying in ")
-        .and_then(|m| m.split_once(" (backoff): api error: http 500"))
+        .and_then(|m| m.split_once(" (backoff): api error: http 429"))
         .map(|(w, _)| w)
         .unwrap_or_else(|| panic!("{}", r.stderr));
     let wait_ms: f64 = match wait.strip_suffix("ms") {
@@ -159,8 +160,8 @@ fn vv_adds_each_attempt_interleaved_in_order() {
         [
             attempt(1, "http 429 too many requests: slow down", "req-a"),
             format!("info: {RETRY_429}"),
-            attempt(2, "http 500 internal server error: oops", "req-b"),
-            format!("info: {RETRY_500}"),
+            attempt(2, "http 503 service unavailable: oops", "req-b"),
+            format!("info: {RETRY_503}"),
             attempt(3, "ok", "req-c"),
         ]
     );
@@ -330,7 +331,7 @@ fn json_vv_gives_one_object_per_record_with_typed_fields() {
             "http 429 too many requests: slow down",
             "req-a",
         ),
-        (&recs[2], 2, "http 500 internal server error: oops", "req-b"),
+        (&recs[2], 2, "http 503 service unavailable: oops", "req-b"),
         (&recs[4], 3, "ok", "req-c"),
     ] {
         assert_eq!(m["attempt"], n);
@@ -339,7 +340,7 @@ fn json_vv_gives_one_object_per_record_with_typed_fields() {
         assert_eq!(m["idempotency_key"], KEY_ID);
         assert!(m["duration_ms"].is_u64(), "{m:?}");
     }
-    for (m, next, wait, msg) in [(&recs[1], 2, 50, RETRY_429), (&recs[3], 3, 20, RETRY_500)] {
+    for (m, next, wait, msg) in [(&recs[1], 2, 50, RETRY_429), (&recs[3], 3, 20, RETRY_503)] {
         assert_eq!(m["attempt"], next);
         assert_eq!(m["wait_ms"], wait);
         assert_eq!(m["wait_source"], "retry-after-ms");

@@ -43,8 +43,12 @@ pub enum Fault {
     ResetAfter,
     /// Answer this error without performing.
     Before(ErrorAnswer),
-    /// Perform, then answer this error instead of the 200.
+    /// Perform, then answer this error instead of the 200 (the success is recorded: a
+    /// gateway's error in front of an application that succeeded; a repeat replays it).
     After(ErrorAnswer),
+    /// Perform, then the application itself answers this error: Telnyx replays only
+    /// successes, so nothing is recorded under the key and a repeat performs again.
+    FailAfter(ErrorAnswer),
     /// Perform, then answer 200 with a header line of this many bytes (see
     /// [`Step::HugeHeader`]).
     HugeHeaderAfter(usize),
@@ -90,6 +94,14 @@ impl Fault {
         })
     }
 
+    /// `status` answered by the application after performing (see [`Fault::FailAfter`]).
+    pub fn fail_after(status: u16) -> Fault {
+        Fault::FailAfter(ErrorAnswer {
+            status,
+            headers: Vec::new(),
+        })
+    }
+
     /// Adds `retry-after: value` (to `Before`/`After`; other faults are unchanged).
     pub fn retry_after(self, value: &str) -> Fault {
         self.with_header("retry-after", value)
@@ -101,7 +113,7 @@ impl Fault {
     }
 
     fn with_header(mut self, name: &str, value: &str) -> Fault {
-        if let Fault::Before(e) | Fault::After(e) = &mut self {
+        if let Fault::Before(e) | Fault::After(e) | Fault::FailAfter(e) = &mut self {
             e.headers.push((name.into(), value.into()));
         }
         self
@@ -170,6 +182,7 @@ struct State {
 #[derive(Clone)]
 pub struct Telnyx {
     fault: FaultFn,
+    ignore_keys: bool,
     delay: Duration,
     throttle: Option<(usize, String)>,
     state: Arc<Mutex<State>>,
@@ -186,6 +199,7 @@ impl Telnyx {
     pub fn new() -> Telnyx {
         Telnyx {
             fault: Arc::new(|_, _| Fault::None),
+            ignore_keys: false,
             delay: Duration::ZERO,
             throttle: None,
             state: Arc::default(),
@@ -198,6 +212,13 @@ impl Telnyx {
         f: impl Fn(&Recorded, usize) -> Fault + Send + Sync + 'static,
     ) -> Telnyx {
         self.fault = Arc::new(f);
+        self
+    }
+
+    /// A server that ignores `Idempotency-Key` (as this endpoint may: its reference does not
+    /// declare the header): every request that reaches it is performed.
+    pub fn ignore_keys(mut self) -> Telnyx {
+        self.ignore_keys = true;
         self
     }
 
@@ -298,9 +319,17 @@ impl Telnyx {
         let answer = match &fault {
             Fault::DropBefore => return Step::Close,
             Fault::Before(e) => return e.step(),
+            Fault::FailAfter(_) => {
+                self.process(key.as_deref(), &req.body);
+                if let Some(k) = &key {
+                    self.state.lock().unwrap().keys.remove(k);
+                }
+                Step::Close
+            }
             _ => self.process(key.as_deref(), &req.body),
         };
         match fault {
+            Fault::FailAfter(e) => e.step(),
             Fault::None | Fault::DropBefore | Fault::Before(_) => answer,
             Fault::DropAfter => Step::Close,
             Fault::ResetAfter => Step::ResetMidAnswer,
@@ -312,6 +341,8 @@ impl Telnyx {
 
     /// The idempotency model proper: performs, replays, or refuses.
     fn process(&self, key: Option<&str>, body: &[u8]) -> Step {
+        let sent_key = key;
+        let key = key.filter(|_| !self.ignore_keys);
         if let Some(key) = key {
             let mut s = self.state.lock().unwrap();
             match s.keys.get(key) {
@@ -351,7 +382,7 @@ impl Telnyx {
         s.stats.performed += 1;
         let id = format!("conv-{}", s.stats.performed);
         s.performed.push(Performed {
-            key: key.map(str::to_owned),
+            key: sent_key.map(str::to_owned),
             body: body.to_vec(),
             at: Instant::now(),
             conversation_id: id.clone(),
