@@ -447,7 +447,10 @@ impl Client {
                 let wait = retry::backoff(retry, i.backoff.0, i.backoff.1);
                 (wait, WaitSource::Backoff)
             });
-            if !retryable || retry >= self.inner.max_retries || wait > retry::MAX_SERVER_WAIT {
+            // The 60 s cap is for waits the server asks for; our own backoff is the caller's
+            // setting and is slept through whatever it is.
+            let too_long = source != WaitSource::Backoff && wait > retry::MAX_SERVER_WAIT;
+            if !retryable || retry >= self.inner.max_retries || too_long {
                 let error = failure
                     .error
                     .finish(retry + 1, key, any_maybe_sent, started.elapsed());

@@ -127,7 +127,7 @@
 //!
 //! # Minimum supported Rust version
 //!
-//! Rust 1.85.
+//! Rust 1.89 (the batch journal locks its file with std's `File::try_lock`).
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 #![warn(missing_debug_implementations)]

@@ -5,13 +5,19 @@
 //! Every request goes through the same send loop as a single send (`Client::send_paced`):
 //! the same validation, classification, retries and keys. This module only schedules.
 
+mod journal;
 mod pacer;
 mod sha256;
 
 use std::collections::HashMap;
 use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
+
+use journal::Journal;
 
 pub(crate) use pacer::Pacer;
 use sha256::{Sha256, hex};
@@ -37,14 +43,22 @@ const MAX_PREFIX: usize = 255 - DERIVED_HEX;
 ///     .concurrency(8)
 ///     .rate_per_second(20.0)
 ///     .key_prefix("shipped-2026-11-26-");
-/// assert_eq!(options.get_concurrency(), 8);
+/// assert_eq!(options.concurrency_limit(), 8);
 /// ```
 #[derive(Clone, Debug)]
 pub struct BatchOptions {
     concurrency: usize,
     rate: Option<f64>,
     key_prefix: String,
+    journal: Option<PathBuf>,
+    resend_in_doubt: bool,
+    shard: Option<(u32, u32)>,
+    throttle_budget: Duration,
+    stop: Option<Arc<AtomicBool>>,
 }
+
+/// The default budget of server-requested pauses in one batch.
+const THROTTLE_BUDGET: Duration = Duration::from_secs(600);
 
 impl Default for BatchOptions {
     fn default() -> Self {
@@ -52,20 +66,139 @@ impl Default for BatchOptions {
             concurrency: 4,
             rate: None,
             key_prefix: "batch-".to_owned(),
+            journal: None,
+            resend_in_doubt: false,
+            shard: None,
+            throttle_budget: THROTTLE_BUDGET,
+            stop: None,
         }
     }
 }
 
 impl BatchOptions {
-    /// The defaults: 4 workers, no rate limit, key prefix `batch-`.
+    /// The defaults: 4 workers, no rate limit, key prefix `batch-`, no journal, every
+    /// request, 10 minutes of server-requested pauses at most.
+    #[must_use]
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Keeps a journal at `path`: a durable record of what the batch started and how each
+    /// request ended, so that running the same batch again (after a crash, a kill, a power
+    /// cut, or to finish what failed) sends nothing twice, **whatever the server does with
+    /// idempotency keys**:
+    ///
+    /// - a request the journal shows sent is not sent again: its result comes from the
+    ///   journal ([`BatchResult::from_journal`]);
+    /// - a request that failed and was not sent is sent again, under the same key;
+    /// - a request **in doubt** (started with no outcome recorded, or failed after it may have
+    ///   been sent) is not sent again: its outcome is [`BatchOutcome::InDoubt`], unless
+    ///   [`resend_in_doubt`](Self::resend_in_doubt);
+    /// - a request that differs from what the journal recorded at its position (another body
+    ///   or key: the input changed) is not sent ([`check_batch`](Client::check_batch) finds
+    ///   them before anything is sent).
+    ///
+    /// Every `start` is on disk before the request is sent, and every outcome before the
+    /// callback hears of it, so a kill leaves at most [`concurrency`](Self::concurrency)
+    /// requests in doubt. Derived keys mix in a random id created with the journal, so two
+    /// jobs never derive the same key and a key tells nothing of the number or the text.
+    /// One run at a time: a second run on the same journal is refused.
+    ///
+    /// ```
+    /// use telnyx_assistant_sms::{BatchOptions, BatchOutcome, Client, SendSmsRequest};
+    /// # let dir = std::env::temp_dir().join(format!("journal-doc-{}", std::process::id()));
+    /// # std::fs::create_dir_all(&dir).unwrap();
+    /// # let journal = dir.join("orders.journal");
+    /// # let server = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    /// # let port = server.local_addr().unwrap().port();
+    /// # drop(server); // nothing listens: every send fails before it is sent
+    /// let client = Client::builder()
+    ///     .api_key("KEY")
+    ///     .base_url(format!("http://127.0.0.1:{port}/v2"))
+    ///     .no_proxy()
+    ///     .max_retries(0)
+    ///     .build()?;
+    /// let requests = || {
+    ///     (0..3).map(|i| SendSmsRequest::new("+15550001111", "+15550002222").text(format!("Order {i}")))
+    /// };
+    /// let options = BatchOptions::new().journal(&journal);
+    /// // First run: the API is down, nothing is sent, and the journal says so.
+    /// let summary = client.send_batch("assistant-id", requests(), &options, |_| {})?;
+    /// assert_eq!(summary.failed, 3);
+    /// // The process could be killed anywhere here. The re-run reads the journal: what was
+    /// // sent is reported from it, what was not is sent, what is in doubt is left alone.
+    /// let summary = client.send_batch("assistant-id", requests(), &options, |r| {
+    ///     if let BatchOutcome::InDoubt { reason } = &r.outcome {
+    ///         eprintln!("{}: in doubt under key {}: {reason}", r.index, r.idempotency_key);
+    ///     }
+    /// })?;
+    /// assert_eq!((summary.failed, summary.in_doubt), (3, 0));
+    /// # std::fs::remove_dir_all(&dir).ok();
+    /// # Ok::<(), telnyx_assistant_sms::Error>(())
+    /// ```
+    ///
+    /// Defaults to none: without a journal, keys are derived from the [key
+    /// prefix](Self::key_prefix) and the request alone, and only a server that honours them
+    /// (for its 24 hours) keeps a re-run from sending again.
+    #[must_use]
+    pub fn journal(mut self, path: impl AsRef<Path>) -> Self {
+        self.journal = Some(path.as_ref().to_owned());
+        self
+    }
+
+    /// With a [journal](Self::journal): send the requests in doubt again, under their same
+    /// keys. Safe only against a server that honours `Idempotency-Key` and replays the first
+    /// attempt's success; against one that does not, each may text the person again.
+    ///
+    /// Defaults to `false`.
+    #[must_use]
+    pub fn resend_in_doubt(mut self, enabled: bool) -> Self {
+        self.resend_in_doubt = enabled;
+        self
+    }
+
+    /// Sends only the requests of shard `k` of `n` (`0 <= k < n`), so that `n` machines (or
+    /// processes), each with its own journal, split one input without any request sent by
+    /// two of them. A request's shard is a function of its content (its key if it has one,
+    /// else the assistant id and body), so it is the same on every run and every machine, and
+    /// identical requests fall in one shard. The others are skipped: no result, not counted.
+    ///
+    /// Defaults to every request.
+    #[must_use]
+    pub fn shard(mut self, k: u32, n: u32) -> Self {
+        self.shard = Some((k, n));
+        self
+    }
+
+    /// The most the pauses the server asks for (a `429` or `503` with `Retry-After` or
+    /// `retry-after-ms`, which hold every worker) may add up to in one batch. The pause that
+    /// goes past it stops the batch: the requests not sent yet are reported as not attempted
+    /// (and not sent), to be sent by a later run. A server that throttles every answer would
+    /// otherwise keep a large batch going for days.
+    ///
+    /// Defaults to 10 minutes.
+    #[must_use]
+    pub fn throttle_budget(mut self, budget: Duration) -> Self {
+        self.throttle_budget = budget;
+        self
+    }
+
+    /// A flag that, once set (from a signal handler, another thread, ...), stops the batch
+    /// from starting sends: the requests in flight finish (and are reported and journaled),
+    /// the rest are not read, and `send_batch` returns.
+    ///
+    /// Defaults to none.
+    #[must_use]
+    pub fn stop_flag(mut self, flag: Arc<AtomicBool>) -> Self {
+        self.stop = Some(flag);
+        self
     }
 
     /// At most `n` sends in flight at once, each on its own worker thread (1 to
     /// [`MAX_CONCURRENCY`]). The client keeps that many connections alive.
     ///
     /// Defaults to 4.
+    #[must_use]
     pub fn concurrency(mut self, n: usize) -> Self {
         self.concurrency = n;
         self
@@ -76,35 +209,44 @@ impl BatchOptions {
     /// at the top of a second).
     ///
     /// Defaults to no limit (the concurrency alone bounds the load).
+    #[must_use]
     pub fn rate_per_second(mut self, per_second: f64) -> Self {
         self.rate = Some(per_second);
         self
     }
 
     /// The prefix of every derived idempotency key (see [`Client::send_batch`]): up to 223
-    /// characters of `A-Z a-z 0-9 _ - :`. Choose a new one (a date, a job id) when a later batch
-    /// must send the same text to the same number again within the server's 24 hours: under
-    /// the same prefix it would be replayed, not sent.
+    /// characters of `A-Z a-z 0-9 _ - :`, a readable tag for the job. With a
+    /// [journal](Self::journal) the keys also mix in the journal's random id, so two jobs never
+    /// share a key whatever their prefixes. Without one, choose a new prefix (a date, a job
+    /// id) when a later batch must send the same text to the same number again within the
+    /// server's 24 hours: under the same prefix it would be replayed, not sent.
     ///
     /// Defaults to `batch-`.
+    #[must_use]
     pub fn key_prefix(mut self, prefix: impl Into<String>) -> Self {
         self.key_prefix = prefix.into();
         self
     }
 
     /// The number of workers.
-    pub fn get_concurrency(&self) -> usize {
+    pub fn concurrency_limit(&self) -> usize {
         self.concurrency
     }
 
     /// The rate limit, if any.
-    pub fn get_rate_per_second(&self) -> Option<f64> {
+    pub fn rate_limit(&self) -> Option<f64> {
         self.rate
     }
 
     /// The key prefix.
-    pub fn get_key_prefix(&self) -> &str {
+    pub fn prefix(&self) -> &str {
         &self.key_prefix
+    }
+
+    /// The journal's path, if any.
+    pub fn journal_path(&self) -> Option<&Path> {
+        self.journal.as_deref()
     }
 
     /// Checks the options: what [`Client::send_batch`] refuses.
@@ -112,9 +254,16 @@ impl BatchOptions {
     /// # Errors
     ///
     /// A [`Config`](crate::ErrorKind::Config) error when the concurrency is 0 or above
-    /// [`MAX_CONCURRENCY`], the rate is not a positive number, or the prefix is too long or
-    /// has a character a key may not have.
-    pub fn check(&self) -> Result<(), Error> {
+    /// [`MAX_CONCURRENCY`], the rate is not a positive number, the prefix is too long or
+    /// has a character a key may not have, or the shard is not `k < n`.
+    pub fn validate(&self) -> Result<(), Error> {
+        if let Some((k, n)) = self.shard
+            && (n == 0 || k >= n)
+        {
+            return Err(Error::config(format!(
+                "the batch shard must be K of N with 0 <= K < N (it is {k} of {n})"
+            )));
+        }
         if self.concurrency == 0 || self.concurrency > MAX_CONCURRENCY {
             return Err(Error::config(format!(
                 "the batch concurrency must be 1 to {MAX_CONCURRENCY} (it is {})",
@@ -159,41 +308,59 @@ impl BatchOptions {
     /// # Errors
     ///
     /// A [`Config`](crate::ErrorKind::Config) error when the options are invalid (see
-    /// [`check`](Self::check)).
+    /// [`validate`](Self::validate)), or, with a [journal](Self::journal), when it cannot be
+    /// read: with a journal, derived keys mix in its random id, read from the file. (A journal
+    /// that does not exist yet has no id: the keys are made when it is created, and this
+    /// returns the key without it, as [`journal`](Self::journal) documents.)
     pub fn idempotency_key_for(
         &self,
         assistant_id: &str,
         request: &SendSmsRequest,
     ) -> Result<String, Error> {
-        self.check()?;
+        self.validate()?;
         if let Some(k) = &request.idempotency_key {
             return Ok(k.clone());
         }
+        let salt = match &self.journal {
+            Some(path) => Journal::read(path, assistant_id)?.salt().to_owned(),
+            None => String::new(),
+        };
         let mut body = Vec::with_capacity(256);
         request
             .write_wire_body(&mut body)
             .map_err(|e| Error::config("the request could not be serialized").with_source(e))?;
-        Ok(derive_key(&self.key_prefix, assistant_id, &body))
+        let digest = digest(assistant_id, &body);
+        Ok(derive_key(&self.key_prefix, &salt, &digest))
     }
 }
 
-/// `prefix` + the first 32 hex digits of SHA-256 over: the assistant id's length in bytes as
-/// 8 bytes big-endian, the assistant id (UTF-8), and the HTTP body.
-fn derive_key(prefix: &str, assistant_id: &str, body: &[u8]) -> String {
-    derive(prefix, assistant_id, body).0
-}
-
-/// The derived key, and its 128 bits (the same bits the key spells in hex): a digest of the
-/// assistant id and the body.
-fn derive(prefix: &str, assistant_id: &str, body: &[u8]) -> (String, [u8; 16]) {
+/// The first 128 bits of SHA-256 over: the assistant id's length in bytes as 8 bytes
+/// big-endian, the assistant id (UTF-8), and the HTTP body. What a request is, for keys,
+/// duplicates, shards and the journal's pins.
+fn digest(assistant_id: &str, body: &[u8]) -> [u8; 16] {
     let mut h = Sha256::new();
     h.update(&(assistant_id.len() as u64).to_be_bytes());
     h.update(assistant_id.as_bytes());
     h.update(body);
-    let digest = h.finish();
+    let d = h.finish();
     let mut bits = [0; 16];
-    bits.copy_from_slice(&digest[..DERIVED_HEX / 2]);
-    (format!("{prefix}{}", hex(&bits)), bits)
+    bits.copy_from_slice(&d[..DERIVED_HEX / 2]);
+    bits
+}
+
+/// A derived key: `prefix` + 32 hex digits. Without a salt, the request's digest itself (the
+/// same on every run, platform and version: a re-run without a journal derives the same
+/// keys); with the journal's salt, the first 128 bits of SHA-256 over the salt and the digest,
+/// so keys differ between journals and reveal nothing of the request.
+fn derive_key(prefix: &str, salt: &str, digest: &[u8; 16]) -> String {
+    if salt.is_empty() {
+        return format!("{prefix}{}", hex(digest));
+    }
+    let mut h = Sha256::new();
+    h.update(salt.as_bytes());
+    h.update(digest);
+    let d = h.finish();
+    format!("{prefix}{}", hex(&d[..DERIVED_HEX / 2]))
 }
 
 /// 128 bits of SHA-256 of `bytes`: how the batch tells requests apart without keeping them.
@@ -216,23 +383,28 @@ pub struct BatchResult {
     pub idempotency_key: String,
     /// How it ended.
     pub outcome: BatchOutcome,
+    /// The outcome was read from the [journal](BatchOptions::journal), recorded by an earlier
+    /// run: this run did not send it.
+    pub from_journal: bool,
 }
 
 /// How one request of a batch ended.
 ///
 /// When the server asks every client to wait longer than a send waits (a `429` or `503` with a
-/// `Retry-After` over 60 s), the batch stops sending: the requests not sent yet end as
-/// [`Failed`](Self::Failed) with a `Transport` error that says so, `attempts() == 0`,
-/// `may_have_been_sent() == false` and the wait in `retry_after()`. Run the batch again after
-/// that wait: what was sent is replayed, the rest is sent.
+/// `Retry-After` over 60 s), or its pauses add up past the
+/// [budget](BatchOptions::throttle_budget), the batch stops sending: the requests not sent yet
+/// end as [`Failed`](Self::Failed) with a `Transport` error that says so, `attempts() == 0`,
+/// `may_have_been_sent() == false` and the wait in `retry_after()`. Run the batch again
+/// later: with a journal, what was sent is reported from it and the rest is sent.
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum BatchOutcome {
-    /// The server accepted it (after any retries).
+    /// The server accepted it (after any retries), in this run or, with
+    /// [`from_journal`](BatchResult::from_journal), an earlier one.
     Sent(SendSmsResponse),
     /// It failed: as a single send fails (see [`Error`]; a `Validation` error means the
-    /// request broke a rule, or reused another request's key with a different body, and was
-    /// not sent).
+    /// request broke a rule, reused another request's key with a different body, or differs
+    /// from what the journal recorded at its position, and was not sent).
     Failed(Error),
     /// An earlier request of the batch (at this index) derived or carried the same key for
     /// the same request: they are one message, sent once, and this one was not sent.
@@ -240,36 +412,73 @@ pub enum BatchOutcome {
         /// The index of the request it duplicates.
         of: usize,
     },
+    /// The journal shows that an earlier run may have sent it (it started with no outcome
+    /// recorded, or failed after the request may have been written), so it was not sent
+    /// again. Find out (the conversation, the recipient) before resending it with
+    /// [`resend_in_doubt`](BatchOptions::resend_in_doubt).
+    InDoubt {
+        /// What is known, in one line.
+        reason: String,
+    },
 }
 
 /// Counts of a finished batch.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct BatchSummary {
-    /// Requests read from the input.
+    /// Requests read from the input (in the [shard](BatchOptions::shard), with one).
     pub total: usize,
-    /// Requests the server accepted.
+    /// Requests the server accepted (those reported from the journal included).
     pub sent: usize,
     /// Requests that failed (invalid ones included).
     pub failed: usize,
     /// Requests that duplicated an earlier one and were not sent.
     pub duplicates: usize,
+    /// Requests in doubt, not sent again (with a journal).
+    pub in_doubt: usize,
+    /// Of `sent`, those an earlier run sent, reported from the journal.
+    pub from_journal: usize,
     /// From the first request read to the last result.
     pub elapsed: Duration,
+}
+
+fn plural(n: usize, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
 }
 
 impl fmt::Display for BatchSummary {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "{} requests: {} sent, {} failed, {} duplicates in {:.1} s",
-            self.total,
-            self.sent,
+            "{}: {} sent",
+            plural(self.total, "request", "requests"),
+            self.sent
+        )?;
+        if self.from_journal > 0 {
+            write!(f, " ({} from the journal)", self.from_journal)?;
+        }
+        write!(
+            f,
+            ", {} failed, {}",
             self.failed,
-            self.duplicates,
-            self.elapsed.as_secs_f64()
-        )
+            plural(self.duplicates, "duplicate", "duplicates")
+        )?;
+        if self.in_doubt > 0 {
+            write!(f, ", {} in doubt", self.in_doubt)?;
+        }
+        write!(f, " in {:.1} s", self.elapsed.as_secs_f64())
     }
+}
+
+/// What a batch makes of one request, before anything is sent: shared by
+/// [`Client::check_batch`] and [`Client::send_batch`].
+enum Plan {
+    /// Not in this shard.
+    Skip,
+    /// Settled without sending: invalid, a duplicate, changed, or recorded by the journal.
+    Settled(BatchResult),
+    /// To send, under its key; `pin` is the body digest the journal records.
+    Send(PreparedSend, String),
 }
 
 /// The input side of a batch, shared by the workers: the requests, read one at a time, and
@@ -281,56 +490,85 @@ struct Feed<'a, I> {
     seen: HashMap<[u8; 16], (usize, [u8; 16])>,
     assistant_id: &'a str,
     options: &'a BatchOptions,
-}
-
-/// What a worker takes from the feed.
-enum Work {
-    /// A request to send.
-    Send(usize, PreparedSend),
-    /// A request already settled without sending (invalid, or a duplicate).
-    Settled(BatchResult),
+    journal: Option<&'a Journal>,
+    /// Set once no more requests may be taken (stop flag, or a broken journal).
+    closed: bool,
 }
 
 impl<I: Iterator<Item = SendSmsRequest>> Feed<'_, I> {
-    /// The next request, prepared and checked against the earlier ones. Done under the
-    /// feed's lock, so requests are numbered, and duplicates found, in input order.
-    fn next(&mut self, client: &Client) -> Option<Work> {
-        let request = self.requests.next()?;
-        let index = self.next_index;
-        self.next_index += 1;
-        let settled = |key: String, outcome| {
-            Some(Work::Settled(BatchResult {
+    /// The next request to act on, prepared and checked against the earlier ones and the
+    /// journal. Done under the feed's lock, so requests are numbered, and duplicates found,
+    /// in input order.
+    fn next(&mut self, client: &Client) -> Option<(usize, Plan)> {
+        loop {
+            if self.closed
+                || self
+                    .options
+                    .stop
+                    .as_ref()
+                    .is_some_and(|f| f.load(Ordering::SeqCst))
+            {
+                self.closed = true;
+                return None;
+            }
+            let request = self.requests.next()?;
+            let index = self.next_index;
+            self.next_index += 1;
+            match self.plan(client, index, request) {
+                Plan::Skip => continue,
+                plan => return Some((index, plan)),
+            }
+        }
+    }
+
+    fn plan(&mut self, client: &Client, index: usize, request: SendSmsRequest) -> Plan {
+        let settled = |key: String, outcome, from_journal| {
+            Plan::Settled(BatchResult {
                 index,
                 idempotency_key: key,
                 outcome,
-            }))
+                from_journal,
+            })
         };
+        let salt = self.journal.map_or("", Journal::salt);
+        let prefix = &self.options.key_prefix;
         // Serialized once: the body is both what is sent and what the key is derived from.
         let mut prepared = match client.prepare_unkeyed(self.assistant_id, &request) {
             Ok(p) => p,
             Err(e) => {
-                let key = self
-                    .options
-                    .idempotency_key_for(self.assistant_id, &request)
-                    .unwrap_or_default();
-                return settled(key, BatchOutcome::Failed(e));
+                let key = request.idempotency_key.clone().unwrap_or_default();
+                if self.out_of_shard(key.as_bytes()) {
+                    return Plan::Skip;
+                }
+                return settled(key, BatchOutcome::Failed(e), false);
             }
         };
         // Every key is compared by a hash of its text, derived or given (a given key may
-        // equal another request's derived one), and every body by the digest a key would be
-        // derived from, which for a derived key is already at hand.
-        let (key, body) = match request.idempotency_key {
-            Some(k) => (
-                k,
-                derive(&self.options.key_prefix, self.assistant_id, prepared.body()).1,
-            ),
-            None => derive(&self.options.key_prefix, self.assistant_id, prepared.body()),
+        // equal another request's derived one), and every body by its digest.
+        let body = digest(self.assistant_id, prepared.body());
+        let id;
+        let key = match request.idempotency_key {
+            Some(k) => {
+                // A given key shards by itself, so requests sharing it share a shard.
+                id = fingerprint(k.as_bytes());
+                if self.out_of_shard(&id) {
+                    return Plan::Skip;
+                }
+                k
+            }
+            None => {
+                if self.out_of_shard(&body) {
+                    return Plan::Skip;
+                }
+                let k = derive_key(prefix, salt, &body);
+                id = fingerprint(k.as_bytes());
+                k
+            }
         };
-        let id = fingerprint(key.as_bytes());
         prepared.idempotency_key = Some(key.clone());
         match self.seen.get(&id) {
             Some(&(of, first_body)) if first_body == body => {
-                settled(key, BatchOutcome::Duplicate { of })
+                return settled(key, BatchOutcome::Duplicate { of }, false);
             }
             Some(&(of, _)) => {
                 let e = Error::validation(vec![Violation::new(
@@ -341,13 +579,43 @@ impl<I: Iterator<Item = SendSmsRequest>> Feed<'_, I> {
                     ),
                     "duplicate_key",
                 )]);
-                settled(key, BatchOutcome::Failed(e))
+                return settled(key, BatchOutcome::Failed(e), false);
             }
             None => {
                 self.seen.insert(id, (index, body));
-                Some(Work::Send(index, prepared))
             }
         }
+        let pin = hex(&body);
+        if let Some(entry) = self.journal.and_then(|j| j.entry(index)) {
+            if entry.key != key || entry.body != pin {
+                let e = Error::validation(vec![Violation::new(
+                    &["journal", &index.to_string()],
+                    "differs from the request the journal recorded at this position (another \
+                     body or key): the input changed since the journal's run; use the input it \
+                     was made with, or a new journal",
+                    "journal_mismatch",
+                )]);
+                return settled(key, BatchOutcome::Failed(e), false);
+            }
+            if let Some(res) = entry.response() {
+                return settled(key, BatchOutcome::Sent(res), true);
+            }
+            if entry.in_doubt() && !self.options.resend_in_doubt {
+                let reason = entry.doubt();
+                return settled(key, BatchOutcome::InDoubt { reason }, true);
+            }
+        }
+        Plan::Send(prepared, pin)
+    }
+
+    fn out_of_shard(&self, bits: &[u8]) -> bool {
+        let Some((k, n)) = self.options.shard else {
+            return false;
+        };
+        let mut b = [0u8; 8];
+        let len = bits.len().min(8);
+        b[..len].copy_from_slice(&bits[..len]);
+        u64::from_be_bytes(b) % u64::from(n) != u64::from(k)
     }
 }
 
@@ -357,7 +625,87 @@ struct Sink<F> {
     summary: BatchSummary,
 }
 
+/// What [`Client::check_batch`] found, before anything is sent.
+#[derive(Debug, Default)]
+#[non_exhaustive]
+pub struct BatchCheck {
+    /// Requests read (in the shard, with one).
+    pub total: usize,
+    /// Requests that would be sent by [`Client::send_batch`] now.
+    pub to_send: usize,
+    /// Requests the journal shows sent: reported from it, not sent again.
+    pub sent_before: usize,
+    /// Requests in doubt in the journal: not sent again (unless resent).
+    pub in_doubt: usize,
+    /// Requests that duplicate an earlier one.
+    pub duplicates: usize,
+    /// Requests that would fail before sending: invalid, a key reused with another body, or
+    /// (the last two are the journal's) another request than the journal recorded at their
+    /// position. Each with its index; at most the first 1,000.
+    pub refused: Vec<(usize, Error)>,
+    /// How many were refused (the length of `refused`, or more).
+    pub refused_count: usize,
+}
+
 impl Client {
+    /// Runs a batch's checks without sending anything: validates every request, finds
+    /// duplicates, and, with a [journal](BatchOptions::journal), compares each request with
+    /// what the journal recorded and counts what a run would send, report from the journal,
+    /// or leave in doubt. The journal is only read (not created, not locked).
+    ///
+    /// Call it on the input before [`send_batch`](Self::send_batch) to refuse a changed
+    /// input before any send: `send_batch` itself reads its input lazily, so it can refuse a
+    /// changed request only when it comes to it (it never sends one).
+    ///
+    /// # Errors
+    ///
+    /// As [`send_batch`](Self::send_batch) before it sends: invalid options, an invalid
+    /// assistant id, or a journal that cannot be read or belongs to another assistant.
+    pub fn check_batch<I>(
+        &self,
+        assistant_id: &str,
+        requests: I,
+        options: &BatchOptions,
+    ) -> Result<BatchCheck, Error>
+    where
+        I: IntoIterator<Item = SendSmsRequest>,
+    {
+        check_batch_args(assistant_id, options)?;
+        let journal = match &options.journal {
+            Some(path) => Some(Journal::read(path, assistant_id)?),
+            None => None,
+        };
+        let mut feed = Feed {
+            requests: requests.into_iter(),
+            next_index: 0,
+            seen: HashMap::new(),
+            assistant_id,
+            options,
+            journal: journal.as_ref(),
+            closed: false,
+        };
+        let mut check = BatchCheck::default();
+        while let Some((index, plan)) = feed.next(self) {
+            check.total += 1;
+            match plan {
+                Plan::Skip => {}
+                Plan::Send(..) => check.to_send += 1,
+                Plan::Settled(r) => match r.outcome {
+                    BatchOutcome::Sent(_) => check.sent_before += 1,
+                    BatchOutcome::InDoubt { .. } => check.in_doubt += 1,
+                    BatchOutcome::Duplicate { .. } => check.duplicates += 1,
+                    BatchOutcome::Failed(e) => {
+                        check.refused_count += 1;
+                        if check.refused.len() < 1000 {
+                            check.refused.push((index, e));
+                        }
+                    }
+                },
+            }
+        }
+        Ok(check)
+    }
+
     /// Sends many SMS through the assistant `assistant_id`: each request as
     /// [`send_sms`](Self::send_sms) would send it (same validation, retries and error
     /// classes), from [`concurrency`](BatchOptions::concurrency) workers, and calls
@@ -370,13 +718,13 @@ impl Client {
     /// be `Send`, as must the iterator of `requests`. A panic in `on_result` stops the batch
     /// and is passed on once the workers have stopped.
     ///
-    /// - **Keys that make a re-run safe.** A request that carries an idempotency key keeps
-    ///   it; any other gets one derived from the assistant id and its exact HTTP body (see
-    ///   [`BatchOptions::idempotency_key_for`]): the key prefix followed by the first 32 hex
-    ///   digits of SHA-256 over the assistant id's length (8 bytes, big-endian), the assistant
-    ///   id and the body. It is the same on every run, platform and version of Rust, so running
-    ///   the same batch again after a crash cannot text anyone twice: the server replays what
-    ///   it already sent (for 24 hours).
+    /// - **Never twice.** With a [journal](BatchOptions::journal), running the same batch
+    ///   again sends nothing that an earlier run sent or may have sent, whatever the server
+    ///   does with keys. Without one, a re-run leans on the server: a request that carries an
+    ///   idempotency key keeps it; any other gets one derived from the assistant id and its
+    ///   exact HTTP body (see [`BatchOptions::idempotency_key_for`]), the same on every run,
+    ///   so a server that honours keys replays what it already sent (for 24 hours). One that
+    ///   ignores them sends again.
     /// - **Duplicates.** Two requests of one batch with the same key and the same body are one
     ///   message: the first is sent, the later one reported as
     ///   [`Duplicate`](BatchOutcome::Duplicate) and not sent. The same key with another body
@@ -385,10 +733,12 @@ impl Client {
     /// - **Pacing.** With a [rate](BatchOptions::rate_per_second), attempt starts are evenly
     ///   spaced across all workers. A `429` or `503` with a wait (`Retry-After`,
     ///   `retry-after-ms`) holds every worker until then, not just the one that got it; the
-    ///   retry itself follows the usual rules.
+    ///   retry itself follows the usual rules. Past the
+    ///   [budget](BatchOptions::throttle_budget) of such pauses, the batch stops.
     /// - **Memory** is bounded by the concurrency: `requests` is read lazily, one request per
     ///   worker as it becomes free, and each result is handed over as it comes. Only a
-    ///   fingerprint per request is kept (about 40 bytes), to find duplicates.
+    ///   fingerprint per request is kept (about 40 bytes), to find duplicates (and, with a
+    ///   journal, its records, about 200 bytes a request).
     ///
     /// ```no_run
     /// use telnyx_assistant_sms::{BatchOptions, BatchOutcome, Client, SendSmsRequest};
@@ -398,11 +748,15 @@ impl Client {
     /// let requests = shipped.iter().map(|(to, order)| {
     ///     SendSmsRequest::new("+15550001111", *to).text(format!("Order {order} has shipped"))
     /// });
-    /// let options = BatchOptions::new().concurrency(8).rate_per_second(10.0);
+    /// let options = BatchOptions::new()
+    ///     .concurrency(8)
+    ///     .rate_per_second(10.0)
+    ///     .journal("shipped.journal");
     /// let summary = client.send_batch("assistant-id", requests, &options, |r| match r.outcome {
     ///     BatchOutcome::Sent(res) => println!("{}: sent {:?}", r.index, res.conversation_id),
     ///     BatchOutcome::Failed(e) => eprintln!("{}: {e}", r.index),
     ///     BatchOutcome::Duplicate { of } => println!("{}: same message as {of}", r.index),
+    ///     BatchOutcome::InDoubt { reason } => eprintln!("{}: in doubt: {reason}", r.index),
     ///     _ => {}
     /// })?;
     /// println!("{summary}");
@@ -412,7 +766,8 @@ impl Client {
     /// # Errors
     ///
     /// Before anything is sent: a [`Config`](crate::ErrorKind::Config) error for invalid
-    /// options (see [`BatchOptions::check`]), and a
+    /// options (see [`BatchOptions::validate`]) or a journal that cannot be opened, read,
+    /// locked (another run holds it) or belongs to another assistant, and a
     /// [`Validation`](crate::ErrorKind::Validation) error when `assistant_id` breaks a rule.
     /// A failure of one request is its result, not an error of the batch.
     pub fn send_batch<I, F>(
@@ -427,26 +782,27 @@ impl Client {
         I::IntoIter: Send,
         F: FnMut(BatchResult) + Send,
     {
-        options.check()?;
-        let mut violations = Vec::new();
-        check_assistant_id(assistant_id, &mut violations);
-        if !violations.is_empty() {
-            return Err(Error::validation(violations));
-        }
+        check_batch_args(assistant_id, options)?;
+        let journal = match &options.journal {
+            Some(path) => Some(Journal::open(path, assistant_id)?),
+            None => None,
+        };
         let started = Instant::now();
-        let pacer = Pacer::new(options.rate);
+        let pacer = Pacer::new(options.rate, options.throttle_budget);
         let feed = Mutex::new(Feed {
             requests: requests.into_iter(),
             next_index: 0,
             seen: HashMap::new(),
             assistant_id,
             options,
+            journal: journal.as_ref(),
+            closed: false,
         });
         let sink = Mutex::new(Sink {
             on_result,
             summary: BatchSummary::default(),
         });
-        let work = || self.batch_worker(&feed, &sink, &pacer);
+        let work = || self.batch_worker(&feed, &sink, &pacer, journal.as_ref());
         std::thread::scope(|scope| {
             for _ in 1..options.concurrency {
                 scope.spawn(work);
@@ -454,44 +810,43 @@ impl Client {
             work();
         });
         let mut summary = sink.into_inner().unwrap_or_else(|p| p.into_inner()).summary;
-        summary.total = feed
-            .into_inner()
-            .unwrap_or_else(|p| p.into_inner())
-            .next_index;
         summary.elapsed = started.elapsed();
         Ok(summary)
     }
 
     /// One worker: takes requests until there are none left (or another worker panicked).
-    fn batch_worker<I, F>(&self, feed: &Mutex<Feed<'_, I>>, sink: &Mutex<Sink<F>>, pacer: &Pacer)
-    where
+    fn batch_worker<I, F>(
+        &self,
+        feed: &Mutex<Feed<'_, I>>,
+        sink: &Mutex<Sink<F>>,
+        pacer: &Pacer,
+        journal: Option<&Journal>,
+    ) where
         I: Iterator<Item = SendSmsRequest>,
         F: FnMut(BatchResult),
     {
         loop {
             let work = match feed.lock() {
-                Ok(mut f) => f.next(self),
+                Ok(mut f) => {
+                    if journal.and_then(Journal::broken).is_some() {
+                        f.closed = true;
+                    }
+                    f.next(self)
+                }
                 Err(_) => return,
             };
             let result = match work {
                 None => return,
-                Some(Work::Settled(result)) => result,
-                Some(Work::Send(index, prepared)) => {
-                    let outcome = match pacer.stopped() {
-                        Some(wait) => BatchOutcome::Failed(Error::not_attempted(
-                            wait,
-                            prepared.idempotency_key.as_deref(),
-                        )),
-                        None => match self.send_paced(&prepared, Some((pacer, index))) {
-                            Ok(res) => BatchOutcome::Sent(res),
-                            Err(e) => BatchOutcome::Failed(e),
-                        },
-                    };
-                    let key = prepared.idempotency_key.unwrap_or_default();
+                Some((_, Plan::Skip)) => continue,
+                Some((_, Plan::Settled(result))) => result,
+                Some((index, Plan::Send(prepared, pin))) => {
+                    let key = prepared.idempotency_key.clone().unwrap_or_default();
+                    let outcome = self.send_journaled(index, &prepared, &pin, pacer, journal);
                     BatchResult {
                         index,
                         idempotency_key: key,
                         outcome,
+                        from_journal: false,
                     }
                 }
             };
@@ -499,14 +854,79 @@ impl Client {
                 return;
             };
             let s = &mut sink.summary;
+            s.total += 1;
             match &result.outcome {
                 BatchOutcome::Sent(_) => s.sent += 1,
                 BatchOutcome::Failed(_) => s.failed += 1,
                 BatchOutcome::Duplicate { .. } => s.duplicates += 1,
+                BatchOutcome::InDoubt { .. } => s.in_doubt += 1,
+            }
+            if result.from_journal && matches!(result.outcome, BatchOutcome::Sent(_)) {
+                s.from_journal += 1;
             }
             (sink.on_result)(result);
         }
     }
+
+    /// Sends one request of a batch: its start on disk first, its outcome on disk after.
+    fn send_journaled(
+        &self,
+        index: usize,
+        prepared: &PreparedSend,
+        pin: &str,
+        pacer: &Pacer,
+        journal: Option<&Journal>,
+    ) -> BatchOutcome {
+        let key = prepared.idempotency_key.as_deref();
+        if let Some((wait, budget)) = pacer.stopped() {
+            let e = if budget {
+                Error::transport(
+                    format!(
+                        "not attempted: the batch stopped sending when the pauses the server \
+                         asked for added up to {} (past the batch's budget of pauses); run it \
+                         again later",
+                        crate::error::human(wait)
+                    ),
+                    false,
+                )
+                .with_retry_after(Some(wait))
+                .finish(0, key, false, Duration::ZERO)
+            } else {
+                Error::not_attempted(wait, key)
+            };
+            return BatchOutcome::Failed(e);
+        }
+        if let Some(Err(e)) = journal.map(|j| j.start(index, key.unwrap_or(""), pin)) {
+            // Not on disk, so not sent: a send the journal does not know of could be sent
+            // again by a re-run.
+            return BatchOutcome::Failed(e);
+        }
+        let result = self.send_paced(prepared, Some((pacer, index)));
+        if let Some(Err(e)) = journal.map(|j| j.finish(index, result.as_ref())) {
+            {
+                // The start is on disk: a re-run treats this request as in doubt.
+                log::warn!(
+                    target: "telnyx_assistant_sms",
+                    "request {index}: its outcome could not be journaled: {e}"
+                );
+            }
+        }
+        match result {
+            Ok(res) => BatchOutcome::Sent(res),
+            Err(e) => BatchOutcome::Failed(e),
+        }
+    }
+}
+
+/// What `check_batch` and `send_batch` refuse before reading any request.
+fn check_batch_args(assistant_id: &str, options: &BatchOptions) -> Result<(), Error> {
+    options.validate()?;
+    let mut violations = Vec::new();
+    check_assistant_id(assistant_id, &mut violations);
+    if !violations.is_empty() {
+        return Err(Error::validation(violations));
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -519,20 +939,28 @@ mod tests {
         let mut h = Sha256::new();
         h.update(&[0, 0, 0, 0, 0, 0, 0, 1, b'a', b'{', b'}']);
         let want = hex(&h.finish());
-        assert_eq!(derive_key("p-", "a", b"{}"), format!("p-{}", &want[..32]));
+        let key = |prefix: &str, salt: &str, id: &str, body: &[u8]| {
+            derive_key(prefix, salt, &digest(id, body))
+        };
+        assert_eq!(key("p-", "", "a", b"{}"), format!("p-{}", &want[..32]));
         // The length prefix keeps the id and the body apart.
-        assert_ne!(derive_key("", "ab", b"{}"), derive_key("", "a", b"b{}"));
-        let k = derive_key(&"x".repeat(MAX_PREFIX), "a", b"{}");
+        assert_ne!(key("", "", "ab", b"{}"), key("", "", "a", b"b{}"));
+        let k = key(&"x".repeat(MAX_PREFIX), "salt", "a", b"{}");
         assert!(
             idempotency_key_problem(&k).is_none(),
             "{} characters",
             k.len()
         );
+        // A salt gives other keys, none of which is the request's digest.
+        let (one, two) = (key("p-", "s1", "a", b"{}"), key("p-", "s2", "a", b"{}"));
+        assert_ne!(one, two);
+        assert!(!one.contains(&want[..32]) && !two.contains(&want[..32]));
+        assert_eq!(one.len(), 2 + 32);
     }
 
     #[test]
     fn options_are_checked() {
-        assert!(BatchOptions::new().check().is_ok());
+        assert!(BatchOptions::new().validate().is_ok());
         for bad in [
             BatchOptions::new().concurrency(0),
             BatchOptions::new().concurrency(MAX_CONCURRENCY + 1),
@@ -541,9 +969,11 @@ mod tests {
             BatchOptions::new().rate_per_second(-1.0),
             BatchOptions::new().key_prefix("has space"),
             BatchOptions::new().key_prefix("x".repeat(MAX_PREFIX + 1)),
+            BatchOptions::new().shard(2, 2),
+            BatchOptions::new().shard(0, 0),
         ] {
-            assert!(bad.check().is_err(), "{bad:?}");
+            assert!(bad.validate().is_err(), "{bad:?}");
         }
-        assert!(BatchOptions::new().key_prefix("").check().is_ok());
+        assert!(BatchOptions::new().key_prefix("").validate().is_ok());
     }
 }

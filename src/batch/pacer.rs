@@ -9,6 +9,8 @@ use std::time::{Duration, Instant};
 pub(crate) struct Pacer {
     /// The time between two attempts' starts, for a rate limit.
     interval: Option<Duration>,
+    /// The most the server's pauses may add up to before the batch stops.
+    budget: Duration,
     state: Mutex<State>,
 }
 
@@ -18,22 +20,27 @@ struct State {
     next_slot: Instant,
     /// No attempt starts before this.
     paused_until: Instant,
-    /// The server asked everyone to wait this long, beyond what a batch waits: no new
-    /// request is sent.
-    stopped: Option<Duration>,
+    /// Why no new request is sent: the server asked everyone to wait this long, beyond what
+    /// a batch waits (`true`: its pauses added up past the budget).
+    stopped: Option<(Duration, bool)>,
+    /// The server's pauses so far, added up.
+    paused: Duration,
 }
 
 impl Pacer {
     /// A pacer for at most `per_second` attempt starts per second, evenly spaced (none: no
     /// limit).
-    pub(crate) fn new(per_second: Option<f64>) -> Pacer {
+    /// The server's pauses may add up to `budget`; the one that goes past it stops the batch.
+    pub(crate) fn new(per_second: Option<f64>, budget: Duration) -> Pacer {
         let now = Instant::now();
         Pacer {
             interval: per_second.map(|r| Duration::from_secs_f64(1.0 / r)),
+            budget,
             state: Mutex::new(State {
                 next_slot: now,
                 paused_until: now,
                 stopped: None,
+                paused: Duration::ZERO,
             }),
         }
     }
@@ -70,18 +77,26 @@ impl Pacer {
     /// no new request (those not sent yet are reported as not attempted).
     pub(crate) fn stop(&self, wait: Duration) {
         let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        s.stopped = Some(s.stopped.map_or(wait, |w| w.max(wait)));
+        s.stopped = Some((s.stopped.map_or(wait, |w| w.0.max(wait)), false));
     }
 
-    /// The wait that stopped the batch, if one did.
-    pub(crate) fn stopped(&self) -> Option<Duration> {
+    /// Why the batch stopped, if it did: the wait asked for, and whether it was the budget
+    /// of pauses that ran out.
+    pub(crate) fn stopped(&self) -> Option<(Duration, bool)> {
         self.state.lock().unwrap_or_else(|p| p.into_inner()).stopped
     }
 
-    /// The server asked to wait `wait` (a 429 or 503): no worker starts an attempt before then.
+    /// The server asked to wait `wait` (a 429 or 503): no worker starts an attempt before
+    /// then; or, once the pauses add up past the budget, the batch stops.
     pub(crate) fn pause_all(&self, wait: Duration) {
         let until = Instant::now() + wait;
         let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        s.paused += wait;
+        if s.paused > self.budget {
+            let paused = s.paused;
+            s.stopped.get_or_insert((paused, true));
+            return;
+        }
         s.paused_until = s.paused_until.max(until);
         // After the pause, attempts resume evenly spaced rather than all at once.
         s.next_slot = s.next_slot.max(until);
@@ -94,7 +109,7 @@ mod tests {
 
     #[test]
     fn slots_are_evenly_spaced_and_never_saved_up() {
-        let p = Pacer::new(Some(200.0)); // 5 ms apart
+        let p = Pacer::new(Some(200.0), Duration::MAX); // 5 ms apart
         let start = Instant::now();
         for _ in 0..5 {
             p.before_attempt();
@@ -111,7 +126,7 @@ mod tests {
 
     #[test]
     fn a_pause_holds_every_attempt() {
-        let p = Pacer::new(None);
+        let p = Pacer::new(None, Duration::MAX);
         p.pause_all(Duration::from_millis(40));
         let t = Instant::now();
         p.before_attempt();
@@ -130,5 +145,20 @@ mod tests {
             "{:?}",
             t.elapsed()
         );
+    }
+}
+
+#[cfg(test)]
+mod budget_tests {
+    use super::*;
+
+    #[test]
+    fn pauses_past_the_budget_stop_the_batch() {
+        let p = Pacer::new(None, Duration::from_millis(25));
+        p.pause_all(Duration::from_millis(10));
+        p.pause_all(Duration::from_millis(10));
+        assert_eq!(p.stopped(), None);
+        p.pause_all(Duration::from_millis(10));
+        assert_eq!(p.stopped(), Some((Duration::from_millis(30), true)));
     }
 }

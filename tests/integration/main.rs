@@ -15,6 +15,7 @@ mod diagnostics;
 mod env;
 mod errors;
 mod hostile;
+mod journal;
 mod load;
 mod phases;
 mod policy;

@@ -482,7 +482,7 @@ pub fn run(a: &BatchArgs) -> Result<(), Failure> {
     };
     let client = a.client.client(need)?;
     let options = a.options();
-    options.check().map_err(|e| Failure::from_error(&e))?;
+    options.validate().map_err(|e| Failure::from_error(&e))?;
     let assistant_id = a.assistant_id.as_deref().unwrap_or_default();
     // An assistant id that breaks a rule breaks every line: said once.
     client
