@@ -6,9 +6,9 @@
 //! It is made for command-line programs, scripts and services that do not run an async
 //! runtime: no tokio, no futures, one small HTTP stack ([ureq](https://docs.rs/ureq) 3 with
 //! rustls), `serde` and `serde_json`. Every request is validated before a byte is sent, every
-//! failure is a typed [`Error`] that keeps what the server said, and retries are safe by
-//! design: every send carries an idempotency key, and nothing that may already have been
-//! delivered is retried without one.
+//! failure is a typed [`Error`] that keeps what the server said, and nothing is sent twice
+//! by accident, whatever the server does: by default only what provably was not performed is
+//! retried, and a durable journal makes a batch safe to run again after a crash.
 //!
 //! ```no_run
 //! use std::time::Duration;
@@ -46,6 +46,7 @@
 //! | [`connect_timeout`](ClientBuilder::connect_timeout): TCP + proxy + TLS handshake | | 5 s |
 //! | [`max_retries`](ClientBuilder::max_retries) (`0` disables) | | 2 |
 //! | [`auto_idempotency_key`](ClientBuilder::auto_idempotency_key) | | `true` |
+//! | [`retry_in_doubt`](ClientBuilder::retry_in_doubt) | | `false` |
 //! | [`retry_ambiguous`](ClientBuilder::retry_ambiguous) | | `false` |
 //! | [`proxy`](ClientBuilder::proxy) / [`no_proxy`](ClientBuilder::no_proxy) | `HTTPS_PROXY`, `ALL_PROXY`, `NO_PROXY` | from the environment |
 //! | [`root_certificates_pem`](ClientBuilder::root_certificates_pem) | `SSL_CERT_FILE`, `SSL_CERT_DIR` | Mozilla's roots, compiled in |
@@ -83,18 +84,30 @@
 //!
 //! [`Error::may_have_been_sent`] is `false` only when it is proven: every attempt either
 //! never reached the server (no connection, or a failure before a byte of the request was
-//! written) or was refused before the server acted (a `4xx` other than `409`, or `503`).
-//! Anything after the request was written is "may have been sent".
+//! written) or was refused before the server acted (a `4xx` other than `409`, or a `503` that
+//! asks for a wait). Anything after the request was written is "may have been sent", a bare
+//! `503` included.
 //!
 //! # Retries
 //!
-//! Every send carries an `Idempotency-Key` (yours, or 128 random bits), the same on each
-//! retry, so the server delivers at most once per key. Failures before the request was written,
-//! `408`, `429` and `503` are always retried; failures after it was written, `409`, `500`,
-//! `502` and `504` only under a key; certificate failures, other `4xx`, redirects and other
-//! `5xx` never. Waits: backoff from 0.5 s doubling to 8 s with jitter, or the server's
-//! `retry-after-ms` / `Retry-After` up to 60 s (a longer one ends the send at once, with
-//! [`Error::retry_after`] set).
+//! Telnyx honours `Idempotency-Key` only on endpoints whose reference declares it (this one's
+//! does not), and replays only *successful* answers. So by default the crate retries only
+//! what provably was not performed, and nothing that may have been:
+//!
+//! | failure | may have been sent | default | [`retry_in_doubt`](ClientBuilder::retry_in_doubt) | [`retry_ambiguous`](ClientBuilder::retry_ambiguous) |
+//! |---|---|---|---|---|
+//! | before a byte of the request was written; `408`, `429`, a `503` with a wait | no | retried | retried | retried |
+//! | no (readable) answer after it was written; `502`, `504`, a bare `503`, `409` | yes | not retried | retried under the same key | retried |
+//! | `500` and other `5xx` | yes | not retried | not retried | retried |
+//! | certificate and protocol failures, other `4xx` | no | never | never | never |
+//! | `3xx`, a `2xx` whose body cannot be read | yes | never | never | never |
+//!
+//! Every send carries an `Idempotency-Key` (yours, or 128 random bits from the operating
+//! system), the same on each retry. `retry_in_doubt` is safe against a server that honours
+//! keys as documented; against one that ignores them each such retry may text the person
+//! again, as every retry under `retry_ambiguous` may. Waits: backoff from 0.5 s doubling to
+//! 8 s with jitter, or the server's `retry-after-ms` / `Retry-After` up to 60 s (a longer one
+//! ends the send at once, with [`Error::retry_after`] set).
 //!
 //! Behind a TLS-inspecting corporate proxy, trust its certificate authority: export
 //! `SSL_CERT_FILE=/path/to/corporate-root.pem`, or pass the PEM to
@@ -103,9 +116,10 @@
 //! # Bulk sends
 //!
 //! [`Client::send_batch`] sends many requests from a few worker threads, with an optional
-//! smooth rate limit, a pause shared by all workers when the server asks for one, and
-//! idempotency keys derived from each request's content, so that re-running a batch after a
-//! crash cannot text anyone twice. See [`BatchOptions`].
+//! smooth rate limit and a pause shared by all workers when the server asks for one. With a
+//! [journal](BatchOptions::journal), a durable record of what was started and how it ended,
+//! running the same batch again after a crash sends nothing that was sent or may have been,
+//! whatever the server does with keys. See [`BatchOptions`].
 //!
 //! # Diagnostics
 //!
@@ -156,7 +170,9 @@ use std::sync::OnceLock;
 #[doc = include_str!("../README.md")]
 pub struct ReadmeDoctests;
 
-pub use batch::{BatchOptions, BatchOutcome, BatchResult, BatchSummary, MAX_CONCURRENCY};
+pub use batch::{
+    BatchCheck, BatchOptions, BatchOutcome, BatchResult, BatchSummary, MAX_CONCURRENCY,
+};
 pub use builder::ClientBuilder;
 pub use client::{
     API_KEY_ENV, BASE_URL_ENV, Client, DEFAULT_BASE_URL, MAX_ASSISTANT_ID_BYTES, MAX_BODY_BYTES,
