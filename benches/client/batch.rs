@@ -30,17 +30,16 @@ fn client(base: &str) -> Client {
 
 /// Runs one batch and returns how long it took; every message must be sent.
 fn timed_batch(client: &Client, reqs: Vec<SendSmsRequest>, concurrency: usize) -> Duration {
+    timed_with(client, reqs, &BatchOptions::new().concurrency(concurrency))
+}
+
+fn timed_with(client: &Client, reqs: Vec<SendSmsRequest>, options: &BatchOptions) -> Duration {
     let n = reqs.len();
     let started = Instant::now();
     let summary = client
-        .send_batch(
-            "assistant-1",
-            reqs,
-            &BatchOptions::new().concurrency(concurrency),
-            |r| {
-                black_box(r);
-            },
-        )
+        .send_batch("assistant-1", reqs, options, |r| {
+            black_box(r);
+        })
         .unwrap();
     assert_eq!(summary.sent, n, "{summary}");
     started.elapsed()
@@ -104,6 +103,37 @@ pub fn figures() -> Vec<Row> {
         v.sort();
         v[v.len() / 2]
     };
+    // The journal's cost: the same batch at concurrency 32 with and without one (a new
+    // journal each run, in the temporary directory: an fsync per start and per outcome,
+    // shared between workers).
+    let dir = std::env::temp_dir().join(format!("telnyx-bench-journal-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut plain = Vec::new();
+    let mut journaled = Vec::new();
+    for round in 0..3 {
+        let tag = format!("j{round}");
+        plain.push(timed_batch(
+            &to_slow,
+            requests(messages, &format!("{tag}p")),
+            32,
+        ));
+        let options = BatchOptions::new()
+            .concurrency(32)
+            .journal(dir.join(format!("{tag}.journal")));
+        journaled.push(timed_with(
+            &to_slow,
+            requests(messages, &format!("{tag}j")),
+            &options,
+        ));
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    let journal = from_runs(
+        "send_batch with a journal, concurrency 32, server answers in 20 ms",
+        "the same without a journal",
+        messages,
+        median(&mut plain),
+        median(&mut journaled),
+    );
     let (seq, c8, c32) = (median(&mut seq), median(&mut c8), median(&mut c32));
     let eight = from_runs(
         "send_batch, concurrency 8, server answers in 20 ms",
@@ -154,6 +184,7 @@ pub fn figures() -> Vec<Row> {
     let overhead = against_loop("send_batch (default options), server answers at once", 4);
     let single = against_loop("send_batch, concurrency 1, server answers at once", 1);
 
+    let mj = journal.cost_ratio <= 1.1;
     let (m8, m32, mo) = (
         eight.rate_ratio() >= 7.0,
         thirty_two.rate_ratio() >= 24.0,
@@ -171,6 +202,12 @@ pub fn figures() -> Vec<Row> {
             goal: "≥ 24× rate",
             met: Some(m32),
             rate: true,
+        },
+        Row {
+            c: journal,
+            goal: "≤ 1.1× cost",
+            met: Some(mj),
+            rate: false,
         },
         Row {
             c: overhead,
