@@ -14,6 +14,7 @@ mod config;
 mod diagnostics;
 mod env;
 mod errors;
+mod glue;
 mod hostile;
 mod load;
 mod phases;

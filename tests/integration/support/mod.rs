@@ -15,6 +15,7 @@
 //! and certificates made at test time ([`tls::pki`]); every step works the same over TLS.
 #![allow(dead_code)] // Each test binary and bench uses a different part of it.
 
+pub mod proxy;
 pub mod telnyx;
 pub mod tls;
 
