@@ -378,10 +378,7 @@ fn a_refused_tunnel_fails_the_outer_connector_call() {
         "{events:#?}"
     );
 
-    let client = telnyx_assistant_sms::Client::builder()
-        .api_key(crate::KEY)
-        .base_url("https://127.0.0.1:9/v2")
-        .proxy(format!("http://{}", proxy.addr))
+    let client = crate::through_proxy(proxy.addr)
         .max_retries(0)
         .build()
         .unwrap();

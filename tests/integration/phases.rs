@@ -13,8 +13,8 @@ use std::time::Duration;
 use telnyx_assistant_sms::{Client, ErrorKind, SendSmsRequest};
 
 use crate::support::proxy::{Proxy, dripping_proxy};
-use crate::support::{OK_BODY, closed_port, read_request};
-use crate::{KEY, builder};
+use crate::support::{OK_BODY, closed_port, read_request, within};
+use crate::{KEY, builder, through_proxy};
 
 fn req() -> SendSmsRequest {
     SendSmsRequest::new("+15550001111", "+15550002222").text("hi")
@@ -192,10 +192,7 @@ fn a_refused_direct_connection_names_the_host_and_port_and_is_retried() {
 fn an_unreachable_proxy_is_retried_and_named() {
     let proxy = closed_port();
     // The https API is never reached: the proxy is the first hop.
-    let client = Client::builder()
-        .api_key(KEY)
-        .base_url("https://127.0.0.1:9/v2")
-        .proxy(format!("http://{proxy}"))
+    let client = through_proxy(proxy)
         .auto_idempotency_key(false)
         .build()
         .unwrap();
@@ -215,13 +212,7 @@ fn an_unreachable_proxy_is_retried_and_named() {
 #[test]
 fn a_proxy_that_refuses_the_tunnel_is_retried_and_names_both_ends() {
     let proxy = Proxy::start(Some("HTTP/1.1 403 Forbidden\r\ncontent-length: 0\r\n\r\n"));
-    let client = Client::builder()
-        .api_key(KEY)
-        .base_url("https://127.0.0.1:9/v2")
-        .proxy(format!("http://{}", proxy.addr))
-        .max_retries(1)
-        .build()
-        .unwrap();
+    let client = through_proxy(proxy.addr).max_retries(1).build().unwrap();
     let err = client.send_sms("asst-1", &req()).unwrap_err();
     assert!(!err.may_have_been_sent());
     assert_eq!(err.attempts(), 2);
@@ -247,12 +238,7 @@ fn a_proxy_that_wants_credentials_is_not_asked_again() {
     let proxy = Proxy::start(Some(
         "HTTP/1.1 407 Proxy Authentication Required\r\ncontent-length: 0\r\n\r\n",
     ));
-    let client = Client::builder()
-        .api_key(KEY)
-        .base_url("https://127.0.0.1:9/v2")
-        .proxy(format!("http://{}", proxy.addr))
-        .build()
-        .unwrap();
+    let client = through_proxy(proxy.addr).build().unwrap();
     let err = client.send_sms("asst-1", &req()).unwrap_err();
     assert!(!err.may_have_been_sent());
     assert_eq!((err.attempts(), proxy.heads().len()), (1, 1));
@@ -270,23 +256,14 @@ fn a_proxy_that_wants_credentials_is_not_asked_again() {
 #[test]
 fn a_proxy_that_drips_its_answer_is_cut_off_by_the_timeouts() {
     let proxy = dripping_proxy();
-    let client = Client::builder()
-        .api_key(KEY)
-        .base_url("https://127.0.0.1:9/v2")
-        .proxy(format!("http://{proxy}"))
+    let client = through_proxy(proxy)
         .timeout(Duration::from_secs(1))
         .max_retries(0)
         .build()
         .unwrap();
-    let started = std::time::Instant::now();
-    let err = client.send_sms("asst-1", &req()).unwrap_err();
     // Bounded by the attempt's timeout (it ran forever when every read of the proxy's answer
     // got a fresh connect timeout).
-    assert!(
-        started.elapsed() < Duration::from_secs(3),
-        "{:?}",
-        started.elapsed()
-    );
+    let err = within(Duration::from_secs(3), || client.send_sms("asst-1", &req())).unwrap_err();
     assert!(!err.may_have_been_sent());
     assert_eq!(
         err.to_string(),
@@ -354,11 +331,7 @@ fn a_prepared_send_is_refused_by_any_other_client() {
     assert_eq!((a.request_count(), b.request_count()), (1, 0));
     // A second send of the same PreparedSend carries the same key.
     client_a.send_prepared(&prepared).unwrap();
-    let keys: Vec<String> = a
-        .requests()
-        .iter()
-        .map(|r| r.header("idempotency-key").unwrap().to_owned())
-        .collect();
+    let keys = a.header_values("idempotency-key");
     assert_eq!(keys[0], keys[1]);
     assert_eq!(Some(keys[0].as_str()), prepared.idempotency_key());
 }
@@ -401,13 +374,7 @@ fn a_205_is_not_read_until_the_connection_closes() {
         .timeout(Duration::from_secs(4))
         .build()
         .unwrap();
-    let started = std::time::Instant::now();
-    let err = client.send_sms("asst-1", &req()).unwrap_err();
-    assert!(
-        started.elapsed() < Duration::from_secs(2),
-        "{:?}",
-        started.elapsed()
-    );
+    let err = within(Duration::from_secs(2), || client.send_sms("asst-1", &req())).unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Decode);
     assert_eq!(err.status(), Some(205));
     assert!(err.may_have_been_sent());
@@ -443,12 +410,7 @@ fn configuration_text_in_messages_is_escaped_and_bounded() {
     let long_host = format!("http://{}:99999", "h".repeat(5000));
     let escaped = "http://127.0.0.1:31\u{1b}[31m28";
     for proxy in [long_host.as_str(), escaped] {
-        let err = Client::builder()
-            .api_key(KEY)
-            .base_url("https://127.0.0.1:9/v2")
-            .proxy(proxy)
-            .build()
-            .unwrap_err();
+        let err = through_proxy(proxy).build().unwrap_err();
         let shown = err.to_string();
         assert!(shown.chars().count() < 1000, "{} characters", shown.len());
         assert!(!shown.chars().any(char::is_control), "{shown:?}");

@@ -433,6 +433,14 @@ impl ScriptServer {
         self.shared.requests.lock().unwrap().clone()
     }
 
+    /// The value of header `name` in each request read so far, in order ("" where absent).
+    pub fn header_values(&self, name: &str) -> Vec<String> {
+        self.requests()
+            .iter()
+            .map(|r| r.header(name).unwrap_or("").to_owned())
+            .collect()
+    }
+
     pub fn request_count(&self) -> usize {
         self.shared.counters.requests.load(Ordering::SeqCst)
     }
@@ -497,6 +505,17 @@ pub fn wait_until(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
         }
         thread::sleep(Duration::from_millis(2));
     }
+}
+
+/// Runs `f` and returns what it returned, asserting that it took less than `limit`. For
+/// "this is cut off, not waited out" checks: keep `limit` generous (a busy machine is slow,
+/// a regression is a hang).
+pub fn within<T>(limit: Duration, f: impl FnOnce() -> T) -> T {
+    let started = Instant::now();
+    let out = f();
+    let took = started.elapsed();
+    assert!(took < limit, "took {took:?}, more than {limit:?}");
+    out
 }
 
 /// A port on 127.0.0.1 where nothing listens (connections are refused).
