@@ -385,6 +385,12 @@ impl ScriptServer {
         ScriptServer::builder().steps(steps).start()
     }
 
+    /// Starts a server that acts `first` for the first request and answers 200 with
+    /// [`OK_BODY`] from then on.
+    pub fn first_then_ok(first: Step) -> ScriptServer {
+        ScriptServer::start(vec![first, Step::ok()])
+    }
+
     /// Starts a clear-text server on 127.0.0.1 that answers through `handler`.
     pub fn with_handler(
         handler: impl Fn(&Recorded) -> Step + Send + Sync + 'static,
