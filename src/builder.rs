@@ -11,10 +11,10 @@ use ureq::tls::TlsConfig;
 use crate::api_key::ApiKey;
 use crate::client::{API_KEY_ENV, BASE_URL_ENV, Client, DEFAULT_BASE_URL, Inner, USER_AGENT};
 use crate::error::Error;
+use crate::glue::resolver::CachingResolver;
+use crate::glue::transport::StableTimeoutConnector;
 use crate::proxy::{ProxyChoice, resolve_proxy};
-use crate::resolver::CachingResolver;
 use crate::tls::{TrustChoice, resolve_trust};
-use crate::transport::StableTimeoutConnector;
 use crate::url::{check_base_url, redact_userinfo};
 
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);

@@ -12,12 +12,12 @@ use ureq::http::{HeaderName, HeaderValue};
 use crate::batch::Pacer;
 use crate::builder::ClientBuilder;
 use crate::error::{Error, Violation, human};
+use crate::glue::transport;
 use crate::policy::{self, Class, Policy};
 use crate::request::SendSmsRequest;
 use crate::response::{SendSmsResponse, parse_error_body};
 use crate::retry::{self, Ends, Phase, WaitSource};
 use crate::text::Clean;
-use crate::transport;
 
 /// The production API's base URL.
 pub const DEFAULT_BASE_URL: &str = "https://api.telnyx.com/v2";

@@ -151,15 +151,14 @@ mod batch;
 mod builder;
 mod client;
 mod error;
+mod glue;
 mod policy;
 mod proxy;
 mod request;
-mod resolver;
 mod response;
 mod retry;
 mod text;
 mod tls;
-mod transport;
 mod url;
 
 use std::sync::OnceLock;

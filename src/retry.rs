@@ -74,17 +74,6 @@ pub(crate) fn classify_transport(err: &ureq::Error, phase: Phase<'_>, ends: Ends
     }
 }
 
-fn is_dns_failure(err: &ureq::Error) -> bool {
-    match err {
-        ureq::Error::HostNotFound | ureq::Error::Timeout(ureq::Timeout::Resolve) => true,
-        // std gives DNS failures an unstable kind; its message is the only stable handle.
-        ureq::Error::Io(e) => e
-            .to_string()
-            .starts_with("failed to lookup address information"),
-        _ => false,
-    }
-}
-
 fn opening(err: &ureq::Error, at: &str, ends: Ends<'_>) -> Verdict {
     use std::io::ErrorKind as K;
     let safe = |what: String| Verdict {
@@ -103,10 +92,10 @@ fn opening(err: &ureq::Error, at: &str, ends: Ends<'_>) -> Verdict {
     }
     // Through a proxy every TCP connection goes to the proxy, and only it is looked up.
     let (name, at) = match ends.proxy {
-        Some(proxy) if at == proxy || is_dns_failure(err) => ("the proxy ", proxy),
+        Some(proxy) if at == proxy || crate::glue::is_dns_failure(err) => ("the proxy ", proxy),
         _ => ("", at),
     };
-    if is_dns_failure(err) {
+    if crate::glue::is_dns_failure(err) {
         let how = match err {
             ureq::Error::Timeout(_) => "timed out",
             ureq::Error::HostNotFound => "found no usable address",
@@ -117,9 +106,8 @@ fn opening(err: &ureq::Error, at: &str, ends: Ends<'_>) -> Verdict {
     let why = match err {
         ureq::Error::ConnectProxyFailed(reason) => {
             let proxy = ends.proxy.unwrap_or("in use");
-            let reason = crate::text::Clean(reason, 120);
-            // ureq words it "proxy server responded 407/...": asking again cannot help.
-            if reason.to_string().contains("responded 407") {
+            // Asking again cannot help.
+            if crate::glue::proxy_wants_credentials(reason) {
                 return Verdict {
                     class: Class::Rejected,
                     what: format!(
@@ -129,6 +117,7 @@ fn opening(err: &ureq::Error, at: &str, ends: Ends<'_>) -> Verdict {
                     ),
                 };
             }
+            let reason = crate::text::Clean(reason, 120);
             return safe(format!(
                 "the proxy {proxy} would not open a tunnel to {}: {reason}",
                 ends.target
@@ -160,7 +149,7 @@ fn opening(err: &ureq::Error, at: &str, ends: Ends<'_>) -> Verdict {
 }
 
 fn before_write(err: &ureq::Error, ends: Ends<'_>) -> Verdict {
-    let (class, what) = if is_dns_failure(err) {
+    let (class, what) = if crate::glue::is_dns_failure(err) {
         let host = host_of(ends.proxy.unwrap_or(ends.target));
         (Class::NotSent, format!("the dns lookup of {host} failed"))
     } else {

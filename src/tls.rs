@@ -343,7 +343,7 @@ fn from_rustls(e: &rustls::Error) -> TlsProblem {
             C::InvalidPurpose | C::InvalidPurposeContext { .. } => {
                 fixed("the server's certificate is not meant for a tls server")
             }
-            C::Other(other) if other.to_string().contains("CaUsedAsEndEntity") => fixed(
+            c if crate::glue::is_ca_used_as_end_entity(c) => fixed(
                 "the server presents a CA certificate as its own, which rustls refuses (make the \
                  server's certificate with basicConstraints CA:FALSE, signed by that CA, and \
                  trust the CA)",

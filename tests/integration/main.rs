@@ -14,6 +14,7 @@ mod config;
 mod diagnostics;
 mod env;
 mod errors;
+mod glue;
 mod hostile;
 mod journal;
 mod load;
@@ -42,6 +43,20 @@ pub fn builder(base: &str) -> ClientBuilder {
         .base_url(base)
         .no_proxy()
         .timeout(Duration::from_secs(5))
+}
+
+/// A builder whose https API (127.0.0.1:9) is never reached: every connection goes through
+/// the CONNECT proxy at `proxy` (`host:port`, or a whole proxy URL).
+pub fn through_proxy(proxy: impl std::fmt::Display) -> ClientBuilder {
+    let proxy = proxy.to_string();
+    Client::builder()
+        .api_key(KEY)
+        .base_url("https://127.0.0.1:9/v2")
+        .proxy(if proxy.contains("://") {
+            proxy
+        } else {
+            format!("http://{proxy}")
+        })
 }
 
 /// A client for a mockito server: `{url}/v2`, retries off so counts are exact.

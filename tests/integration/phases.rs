@@ -3,17 +3,18 @@
 //! Each server here reads the request and then misbehaves, or never gets it (a proxy that
 //! refuses, a closed port). Every one listens on 127.0.0.1 and ends by itself.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::io::{BufReader, Write};
+use std::net::{SocketAddr, TcpListener};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::Duration;
 
 use telnyx_assistant_sms::{Client, ErrorKind, SendSmsRequest};
 
-use crate::support::{OK_BODY, closed_port, read_request};
-use crate::{KEY, builder};
+use crate::support::proxy::{Proxy, dripping_proxy};
+use crate::support::{OK_BODY, closed_port, read_request, within};
+use crate::{KEY, builder, through_proxy};
 
 fn req() -> SendSmsRequest {
     SendSmsRequest::new("+15550001111", "+15550002222").text("hi")
@@ -191,94 +192,11 @@ fn a_refused_direct_connection_names_the_host_and_port_and_is_retried() {
     );
 }
 
-/// A CONNECT proxy on 127.0.0.1: records each CONNECT head, then either answers `refuse` or
-/// opens the tunnel to the (loopback) target and relays bytes both ways.
-struct Proxy {
-    addr: SocketAddr,
-    heads: Arc<Mutex<Vec<String>>>,
-}
-
-impl Proxy {
-    fn start(refuse: Option<&'static str>) -> Proxy {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let addr = listener.local_addr().unwrap();
-        let heads = Arc::new(Mutex::new(Vec::new()));
-        let h = heads.clone();
-        thread::spawn(move || {
-            for stream in listener.incoming() {
-                let Ok(stream) = stream else { return };
-                let h = h.clone();
-                thread::spawn(move || tunnel(stream, refuse, &h));
-            }
-        });
-        Proxy { addr, heads }
-    }
-
-    fn heads(&self) -> Vec<String> {
-        self.heads.lock().unwrap().clone()
-    }
-}
-
-fn tunnel(mut client: TcpStream, refuse: Option<&str>, heads: &Mutex<Vec<String>>) {
-    let _ = client.set_read_timeout(Some(Duration::from_secs(5)));
-    let mut reader = BufReader::new(client.try_clone().unwrap());
-    let mut head = String::new();
-    loop {
-        let mut line = String::new();
-        if reader.read_line(&mut line).unwrap_or(0) == 0 {
-            return;
-        }
-        head.push_str(&line);
-        if line == "\r\n" {
-            break;
-        }
-    }
-    heads.lock().unwrap().push(head.clone());
-    if let Some(answer) = refuse {
-        let _ = client.write_all(answer.as_bytes());
-        return;
-    }
-    let target = head.split_whitespace().nth(1).unwrap_or("").to_owned();
-    assert!(target.starts_with("127.0.0.1:"), "tunnel to {target}");
-    let Ok(upstream) = TcpStream::connect(&target) else {
-        let _ = client.write_all(b"HTTP/1.1 502 Bad Gateway\r\n\r\n");
-        return;
-    };
-    let _ = client.write_all(b"HTTP/1.1 200 Connection established\r\n\r\n");
-    let mut up_read = upstream.try_clone().unwrap();
-    let mut down_write = client.try_clone().unwrap();
-    let relay = thread::spawn(move || {
-        let _ = std::io::copy(&mut up_read, &mut down_write);
-        let _ = down_write.shutdown(std::net::Shutdown::Both);
-    });
-    let mut up_write = upstream;
-    // Whatever the reader buffered past the head belongs to the tunnel.
-    let buffered = reader.buffer().to_vec();
-    let _ = up_write.write_all(&buffered);
-    let mut rest = reader.into_inner();
-    let mut buf = [0u8; 16 * 1024];
-    loop {
-        match rest.read(&mut buf) {
-            Ok(0) | Err(_) => break,
-            Ok(n) => {
-                if up_write.write_all(&buf[..n]).is_err() {
-                    break;
-                }
-            }
-        }
-    }
-    let _ = up_write.shutdown(std::net::Shutdown::Both);
-    let _ = relay.join();
-}
-
 #[test]
 fn an_unreachable_proxy_is_retried_and_named() {
     let proxy = closed_port();
     // The https API is never reached: the proxy is the first hop.
-    let client = Client::builder()
-        .api_key(KEY)
-        .base_url("https://127.0.0.1:9/v2")
-        .proxy(format!("http://{proxy}"))
+    let client = through_proxy(proxy)
         .auto_idempotency_key(false)
         .build()
         .unwrap();
@@ -298,13 +216,7 @@ fn an_unreachable_proxy_is_retried_and_named() {
 #[test]
 fn a_proxy_that_refuses_the_tunnel_is_retried_and_names_both_ends() {
     let proxy = Proxy::start(Some("HTTP/1.1 403 Forbidden\r\ncontent-length: 0\r\n\r\n"));
-    let client = Client::builder()
-        .api_key(KEY)
-        .base_url("https://127.0.0.1:9/v2")
-        .proxy(format!("http://{}", proxy.addr))
-        .max_retries(1)
-        .build()
-        .unwrap();
+    let client = through_proxy(proxy.addr).max_retries(1).build().unwrap();
     let err = client.send_sms("asst-1", &req()).unwrap_err();
     assert!(!err.may_have_been_sent());
     assert_eq!(err.attempts(), 2);
@@ -330,12 +242,7 @@ fn a_proxy_that_wants_credentials_is_not_asked_again() {
     let proxy = Proxy::start(Some(
         "HTTP/1.1 407 Proxy Authentication Required\r\ncontent-length: 0\r\n\r\n",
     ));
-    let client = Client::builder()
-        .api_key(KEY)
-        .base_url("https://127.0.0.1:9/v2")
-        .proxy(format!("http://{}", proxy.addr))
-        .build()
-        .unwrap();
+    let client = through_proxy(proxy.addr).build().unwrap();
     let err = client.send_sms("asst-1", &req()).unwrap_err();
     assert!(!err.may_have_been_sent());
     assert_eq!((err.attempts(), proxy.heads().len()), (1, 1));
@@ -350,51 +257,17 @@ fn a_proxy_that_wants_credentials_is_not_asked_again() {
     );
 }
 
-/// A proxy that answers CONNECT one byte every 300 ms, forever.
-fn dripping_proxy() -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap();
-    thread::spawn(move || {
-        for stream in listener.incoming() {
-            let Ok(mut stream) = stream else { return };
-            thread::spawn(move || {
-                let mut head = [0u8; 512];
-                let _ = stream.read(&mut head);
-                for b in b"HTTP/1.1 200 OK\r\nX-A: "
-                    .iter()
-                    .chain(std::iter::repeat(&b'b'))
-                {
-                    thread::sleep(Duration::from_millis(300));
-                    if stream.write_all(&[*b]).is_err() {
-                        return;
-                    }
-                }
-            });
-        }
-    });
-    addr
-}
-
 #[test]
 fn a_proxy_that_drips_its_answer_is_cut_off_by_the_timeouts() {
     let proxy = dripping_proxy();
-    let client = Client::builder()
-        .api_key(KEY)
-        .base_url("https://127.0.0.1:9/v2")
-        .proxy(format!("http://{proxy}"))
+    let client = through_proxy(proxy)
         .timeout(Duration::from_secs(1))
         .max_retries(0)
         .build()
         .unwrap();
-    let started = std::time::Instant::now();
-    let err = client.send_sms("asst-1", &req()).unwrap_err();
     // Bounded by the attempt's timeout (it ran forever when every read of the proxy's answer
     // got a fresh connect timeout).
-    assert!(
-        started.elapsed() < Duration::from_secs(3),
-        "{:?}",
-        started.elapsed()
-    );
+    let err = within(Duration::from_secs(3), || client.send_sms("asst-1", &req())).unwrap_err();
     assert!(!err.may_have_been_sent());
     assert_eq!(
         err.to_string(),
@@ -462,11 +335,7 @@ fn a_prepared_send_is_refused_by_any_other_client() {
     assert_eq!((a.request_count(), b.request_count()), (1, 0));
     // A second send of the same PreparedSend carries the same key.
     client_a.send_prepared(&prepared).unwrap();
-    let keys: Vec<String> = a
-        .requests()
-        .iter()
-        .map(|r| r.header("idempotency-key").unwrap().to_owned())
-        .collect();
+    let keys = a.header_values("idempotency-key");
     assert_eq!(keys[0], keys[1]);
     assert_eq!(Some(keys[0].as_str()), prepared.idempotency_key());
 }
@@ -509,13 +378,7 @@ fn a_205_is_not_read_until_the_connection_closes() {
         .timeout(Duration::from_secs(4))
         .build()
         .unwrap();
-    let started = std::time::Instant::now();
-    let err = client.send_sms("asst-1", &req()).unwrap_err();
-    assert!(
-        started.elapsed() < Duration::from_secs(2),
-        "{:?}",
-        started.elapsed()
-    );
+    let err = within(Duration::from_secs(2), || client.send_sms("asst-1", &req())).unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Decode);
     assert_eq!(err.status(), Some(205));
     assert!(err.may_have_been_sent());
@@ -551,12 +414,7 @@ fn configuration_text_in_messages_is_escaped_and_bounded() {
     let long_host = format!("http://{}:99999", "h".repeat(5000));
     let escaped = "http://127.0.0.1:31\u{1b}[31m28";
     for proxy in [long_host.as_str(), escaped] {
-        let err = Client::builder()
-            .api_key(KEY)
-            .base_url("https://127.0.0.1:9/v2")
-            .proxy(proxy)
-            .build()
-            .unwrap_err();
+        let err = through_proxy(proxy).build().unwrap_err();
         let shown = err.to_string();
         assert!(shown.chars().count() < 1000, "{} characters", shown.len());
         assert!(!shown.chars().any(char::is_control), "{shown:?}");

@@ -5,10 +5,10 @@
 
 use std::time::Duration;
 
-use telnyx_assistant_sms::{Client, ClientBuilder, ErrorKind, SendSmsRequest};
+use telnyx_assistant_sms::{Client, ClientBuilder, ErrorKind, SendSmsRequest, SendSmsResponse};
 
 use crate::support::tls::{CaFile, Leaf, Resumption, TlsConfig, ca_pem, pki};
-use crate::support::{ScriptServer, Step, wait_until};
+use crate::support::{ScriptServer, Step, wait_until, within};
 use crate::{KEY, is_child, run_child};
 
 fn req() -> SendSmsRequest {
@@ -24,6 +24,25 @@ fn tls_server(config: TlsConfig, steps: Vec<Step>) -> ScriptServer {
 /// A builder for `base` that trusts the test CA.
 fn trusting(base: &str) -> ClientBuilder {
     crate::builder(base).root_certificates_pem(ca_pem())
+}
+
+/// One send to `server`, trusting the test CA; it must succeed.
+fn send_trusting(server: &ScriptServer) -> SendSmsResponse {
+    trusting(&server.base_url())
+        .build()
+        .unwrap()
+        .send_sms("asst-1", &req())
+        .unwrap()
+}
+
+/// As [`send_trusting`], retrying failures in doubt under the key.
+fn send_in_doubt(server: &ScriptServer) -> SendSmsResponse {
+    trusting(&server.base_url())
+        .retry_in_doubt(true)
+        .build()
+        .unwrap()
+        .send_sms("asst-1", &req())
+        .unwrap()
 }
 
 /// The request as the server saw it, less what differs by connection (`host`).
@@ -42,11 +61,7 @@ fn seen(server: &ScriptServer) -> (String, String, Vec<(String, String)>, Vec<u8
 fn a_send_over_tls_to_an_ip_address_puts_the_same_bytes_on_the_wire() {
     let tls = tls_server(TlsConfig::new(), vec![Step::ok()]);
     assert!(tls.base_url().starts_with("https://127.0.0.1:"));
-    let res = trusting(&tls.base_url())
-        .build()
-        .unwrap()
-        .send_sms("asst-1", &req())
-        .unwrap();
+    let res = send_trusting(&tls);
     assert_eq!(res.conversation_id.as_deref(), Some("conv-42"));
     assert_eq!(tls.full_handshakes(), 1);
 
@@ -336,18 +351,10 @@ fn a_tls_failure_after_the_request_was_written_may_have_been_sent() {
         TlsConfig::new(),
         vec![Step::GarbageAfterRequest, Step::ok()],
     );
-    let res = trusting(&tls.base_url())
-        .retry_in_doubt(true)
-        .build()
-        .unwrap()
-        .send_sms("asst-1", &req())
-        .unwrap();
+    let res = send_in_doubt(&tls);
     assert_eq!(res.attempts, 2);
-    let r = tls.requests();
-    assert_eq!(
-        r[0].header("idempotency-key"),
-        r[1].header("idempotency-key")
-    );
+    let keys = tls.header_values("idempotency-key");
+    assert_eq!(keys[0], keys[1]);
 }
 
 #[test]
@@ -395,19 +402,11 @@ fn after_the_server_closes_an_idle_connection_the_next_send_reconnects_and_resum
 fn retries_and_timeouts_hold_over_tls() {
     // 502 then 200: retried in doubt under the same key.
     let tls = tls_server(TlsConfig::new(), vec![Step::json(502, "{}"), Step::ok()]);
-    let res = trusting(&tls.base_url())
-        .retry_in_doubt(true)
-        .build()
-        .unwrap()
-        .send_sms("asst-1", &req())
-        .unwrap();
+    let res = send_in_doubt(&tls);
     assert_eq!(res.attempts, 2);
-    let r = tls.requests();
-    assert_eq!(
-        r[0].header("idempotency-key"),
-        r[1].header("idempotency-key")
-    );
-    assert_eq!(r[1].header("x-stainless-retry-count"), Some("1"));
+    let keys = tls.header_values("idempotency-key");
+    assert_eq!(keys[0], keys[1]);
+    assert_eq!(tls.header_values("x-stainless-retry-count")[1], "1");
 
     // A server that reads the request and says nothing: the attempt times out, in doubt.
     let tls = tls_server(TlsConfig::new(), vec![Step::Silent(Duration::from_secs(3))]);
@@ -416,13 +415,7 @@ fn retries_and_timeouts_hold_over_tls() {
         .max_retries(0)
         .build()
         .unwrap();
-    let started = std::time::Instant::now();
-    let err = client.send_sms("asst-1", &req()).unwrap_err();
-    assert!(
-        started.elapsed() < Duration::from_secs(2),
-        "{:?}",
-        started.elapsed()
-    );
+    let err = within(Duration::from_secs(2), || client.send_sms("asst-1", &req())).unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Transport);
     assert!(err.may_have_been_sent());
     assert_eq!(

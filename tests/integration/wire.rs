@@ -1,90 +1,102 @@
 //! What goes on the wire: path, headers and body, exactly.
 
-use mockito::Matcher;
+use mockito::{Matcher, Mock, Server};
 use serde_json::json;
-use telnyx_assistant_sms::SendSmsRequest;
+use telnyx_assistant_sms::{Client, SendSmsRequest, SendSmsResponse};
 
 use crate::{KEY, client};
 
 const PATH: &str = "/v2/ai/assistants/asst-1/chat/sms";
+const CONV_1: &str = r#"{"conversation_id":"conv-1"}"#;
+
+/// Sends `req` through `client` to a mock of the call, narrowed by `matching`, that answers
+/// `answer`; asserts that the mock was hit exactly once.
+fn send_once(
+    server: &mut Server,
+    client: &Client,
+    req: &SendSmsRequest,
+    matching: impl FnOnce(Mock) -> Mock,
+    answer: &str,
+) -> SendSmsResponse {
+    let m = matching(server.mock("POST", PATH))
+        .with_body(answer)
+        .expect(1)
+        .create();
+    let res = client.send_sms("asst-1", req).unwrap();
+    m.assert();
+    res
+}
+
+fn minimal() -> SendSmsRequest {
+    SendSmsRequest::new("+1", "+2")
+}
 
 #[test]
 fn full_request_has_exact_path_headers_and_body() {
-    let mut server = mockito::Server::new();
-    let m = server
-        .mock("POST", PATH)
-        .match_header("authorization", format!("Bearer {KEY}").as_str())
-        .match_header("content-type", "application/json")
-        .match_header("accept", "application/json")
-        .match_header(
-            "user-agent",
-            concat!("telnyx-assistant-sms/", env!("CARGO_PKG_VERSION")),
-        )
-        .match_header("x-stainless-retry-count", "0")
-        .match_header("idempotency-key", Matcher::Regex("^[0-9a-f]{32}$".into()))
-        .match_body(Matcher::Json(json!({
-            "from": "+15550001111",
-            "to": "+15550002222",
-            "text": "Hello",
-            "conversation_metadata": {"ticket": "T-1", "attempt": 3, "vip": true},
-            "should_create_conversation": true
-        })))
-        .with_status(200)
-        .with_header("x-request-id", "req-full")
-        .with_body(r#"{"conversation_id":"conv-1"}"#)
-        .expect(1)
-        .create();
-
+    let mut server = Server::new();
     let req = SendSmsRequest::new("+15550001111", "+15550002222")
         .text("Hello")
         .metadata("ticket", "T-1")
         .metadata("attempt", 3)
         .metadata("vip", true)
         .should_create_conversation(true);
-    let res = client(&server).send_sms("asst-1", &req).unwrap();
-    m.assert();
+    let matching = |m: Mock| {
+        m.match_header("authorization", format!("Bearer {KEY}").as_str())
+            .match_header("content-type", "application/json")
+            .match_header("accept", "application/json")
+            .match_header(
+                "user-agent",
+                concat!("telnyx-assistant-sms/", env!("CARGO_PKG_VERSION")),
+            )
+            .match_header("x-stainless-retry-count", "0")
+            .match_header("idempotency-key", Matcher::Regex("^[0-9a-f]{32}$".into()))
+            .match_body(Matcher::Json(json!({
+                "from": "+15550001111",
+                "to": "+15550002222",
+                "text": "Hello",
+                "conversation_metadata": {"ticket": "T-1", "attempt": 3, "vip": true},
+                "should_create_conversation": true
+            })))
+            .with_status(200)
+            .with_header("x-request-id", "req-full")
+    };
+    let client = client(&server);
+    let res = send_once(&mut server, &client, &req, matching, CONV_1);
     assert_eq!(res.conversation_id.as_deref(), Some("conv-1"));
     assert_eq!(res.request_id.as_deref(), Some("req-full"));
 }
 
 #[test]
 fn minimal_request_omits_unset_fields() {
-    let mut server = mockito::Server::new();
-    let m = server
-        .mock("POST", PATH)
-        .match_request(|r| {
-            r.utf8_lossy_body().unwrap() == r#"{"from":"+15550001111","to":"+15550002222"}"#
-        })
-        .with_status(200)
-        .with_body(r#"{"conversation_id":"conv-2"}"#)
-        .expect(1)
-        .create();
-    let res = client(&server)
-        .send_sms(
-            "asst-1",
-            &SendSmsRequest::new("+15550001111", "+15550002222"),
-        )
-        .unwrap();
-    m.assert();
+    let mut server = Server::new();
+    let client = client(&server);
+    let res = send_once(
+        &mut server,
+        &client,
+        &SendSmsRequest::new("+15550001111", "+15550002222"),
+        |m| {
+            m.match_request(|r| {
+                r.utf8_lossy_body().unwrap() == r#"{"from":"+15550001111","to":"+15550002222"}"#
+            })
+            .with_status(200)
+        },
+        r#"{"conversation_id":"conv-2"}"#,
+    );
     assert_eq!(res.conversation_id.as_deref(), Some("conv-2"));
 }
 
 #[test]
 fn trailing_slash_on_base_url_changes_nothing() {
-    let mut server = mockito::Server::new();
-    let m = server.mock("POST", PATH).with_body("{}").expect(1).create();
+    let mut server = Server::new();
     let client = crate::builder(&format!("{}/v2///", server.url()))
         .build()
         .unwrap();
-    client
-        .send_sms("asst-1", &SendSmsRequest::new("+1", "+2"))
-        .unwrap();
-    m.assert();
+    send_once(&mut server, &client, &minimal(), |m| m, "{}");
 }
 
 #[test]
 fn hostile_assistant_ids_stay_one_path_segment() {
-    let mut server = mockito::Server::new();
+    let mut server = Server::new();
     let cases = [
         ("../numbers", "/v2/ai/assistants/..%2Fnumbers/chat/sms"),
         ("a/b?c", "/v2/ai/assistants/a%2Fb%3Fc/chat/sms"),
@@ -112,78 +124,54 @@ fn hostile_assistant_ids_stay_one_path_segment() {
 
 #[test]
 fn caller_idempotency_key_is_a_header_not_body() {
-    let mut server = mockito::Server::new();
-    let m = server
-        .mock("POST", PATH)
-        .match_header("idempotency-key", "order-42_a")
-        .match_body(Matcher::Json(json!({"from": "+1", "to": "+2"})))
-        .with_body("{}")
-        .expect(1)
-        .create();
-    let req = SendSmsRequest::new("+1", "+2").idempotency_key("order-42_a");
-    client(&server).send_sms("asst-1", &req).unwrap();
-    m.assert();
+    let mut server = Server::new();
+    let client = client(&server);
+    let req = minimal().idempotency_key("order-42_a");
+    let matching = |m: Mock| {
+        m.match_header("idempotency-key", "order-42_a")
+            .match_body(Matcher::Json(json!({"from": "+1", "to": "+2"})))
+    };
+    send_once(&mut server, &client, &req, matching, "{}");
 }
 
 #[test]
 fn no_idempotency_key_when_automatic_keys_are_off() {
-    let mut server = mockito::Server::new();
-    let m = server
-        .mock("POST", PATH)
-        .match_header("idempotency-key", Matcher::Missing)
-        .with_body("{}")
-        .expect(1)
-        .create();
+    let mut server = Server::new();
     let client = crate::builder(&format!("{}/v2", server.url()))
         .auto_idempotency_key(false)
         .build()
         .unwrap();
-    client
-        .send_sms("asst-1", &SendSmsRequest::new("+1", "+2"))
-        .unwrap();
-    m.assert();
+    let matching = |m: Mock| m.match_header("idempotency-key", Matcher::Missing);
+    send_once(&mut server, &client, &minimal(), matching, "{}");
 }
 
 #[test]
 fn ok_with_unknown_fields_and_without_conversation_id() {
-    let mut server = mockito::Server::new();
-    let m = server
-        .mock("POST", PATH)
-        .with_body(r#"{"conversation_id":"c-9","status":"queued","extra":{"a":[1]}}"#)
-        .expect(1)
-        .create();
-    let res = client(&server)
-        .send_sms("asst-1", &SendSmsRequest::new("+1", "+2"))
-        .unwrap();
+    let mut server = Server::new();
+    let client = client(&server);
+    let answer = r#"{"conversation_id":"c-9","status":"queued","extra":{"a":[1]}}"#;
+    let res = send_once(&mut server, &client, &minimal(), |m| m, answer);
     assert_eq!(res.conversation_id.as_deref(), Some("c-9"));
-    m.assert();
 
-    let m = server
-        .mock("POST", PATH)
-        .with_body(r#"{"status":"queued"}"#)
-        .expect(1)
-        .create();
-    let res = client(&server)
-        .send_sms("asst-1", &SendSmsRequest::new("+1", "+2"))
-        .unwrap();
+    let answer = r#"{"status":"queued"}"#;
+    let res = send_once(&mut server, &client, &minimal(), |m| m, answer);
     assert_eq!(res.conversation_id, None);
-    m.assert();
 }
 
 #[test]
 fn request_loaded_from_json_is_sent_as_given() {
-    let mut server = mockito::Server::new();
+    let mut server = Server::new();
+    let client = client(&server);
     let body =
         json!({"from": "+1", "to": "+2", "conversation_metadata": {"zip": "02134", "n": -7}});
-    let m = server
-        .mock("POST", PATH)
-        .match_body(Matcher::Json(body.clone()))
-        .with_body("{}")
-        .expect(1)
-        .create();
-    let req: SendSmsRequest = serde_json::from_value(body).unwrap();
-    client(&server).send_sms("asst-1", &req).unwrap();
-    m.assert();
+    let req: SendSmsRequest = serde_json::from_value(body.clone()).unwrap();
+    send_once(
+        &mut server,
+        &client,
+        &req,
+        |m| m.match_body(Matcher::Json(body)),
+        "{}",
+    );
 }
 
 #[test]
@@ -199,18 +187,15 @@ fn a_request_kept_as_json_keeps_its_key_but_the_body_never_carries_it() {
     let back: SendSmsRequest = serde_json::from_str(&kept).unwrap();
     assert_eq!(back, req);
 
-    let mut server = mockito::Server::new();
-    let m = server
-        .mock("POST", PATH)
-        .match_header("idempotency-key", "order-1042")
-        .match_body(Matcher::Exact(
-            r#"{"from":"+15550001111","to":"+15550002222","text":"Hi"}"#.into(),
-        ))
-        .with_body(r#"{"conversation_id":"conv-1"}"#)
-        .expect(1)
-        .create();
-    let res = client(&server).send_sms("asst-1", &back).unwrap();
-    m.assert();
+    let mut server = Server::new();
+    let client = client(&server);
+    let matching = |m: Mock| {
+        m.match_header("idempotency-key", "order-1042")
+            .match_body(Matcher::Exact(
+                r#"{"from":"+15550001111","to":"+15550002222","text":"Hi"}"#.into(),
+            ))
+    };
+    let res = send_once(&mut server, &client, &back, matching, CONV_1);
     assert_eq!(
         (res.attempts, res.conversation_id.as_deref()),
         (1, Some("conv-1"))

@@ -15,6 +15,7 @@
 //! and certificates made at test time ([`tls::pki`]); every step works the same over TLS.
 #![allow(dead_code)] // Each test binary and bench uses a different part of it.
 
+pub mod proxy;
 pub mod telnyx;
 pub mod tls;
 
@@ -384,6 +385,12 @@ impl ScriptServer {
         ScriptServer::builder().steps(steps).start()
     }
 
+    /// Starts a server that acts `first` for the first request and answers 200 with
+    /// [`OK_BODY`] from then on.
+    pub fn first_then_ok(first: Step) -> ScriptServer {
+        ScriptServer::start(vec![first, Step::ok()])
+    }
+
     /// Starts a clear-text server on 127.0.0.1 that answers through `handler`.
     pub fn with_handler(
         handler: impl Fn(&Recorded) -> Step + Send + Sync + 'static,
@@ -430,6 +437,14 @@ impl ScriptServer {
     /// Every request read so far (none in counting mode).
     pub fn requests(&self) -> Vec<Recorded> {
         self.shared.requests.lock().unwrap().clone()
+    }
+
+    /// The value of header `name` in each request read so far, in order ("" where absent).
+    pub fn header_values(&self, name: &str) -> Vec<String> {
+        self.requests()
+            .iter()
+            .map(|r| r.header(name).unwrap_or("").to_owned())
+            .collect()
     }
 
     pub fn request_count(&self) -> usize {
@@ -496,6 +511,17 @@ pub fn wait_until(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
         }
         thread::sleep(Duration::from_millis(2));
     }
+}
+
+/// Runs `f` and returns what it returned, asserting that it took less than `limit`. For
+/// "this is cut off, not waited out" checks: keep `limit` generous (a busy machine is slow,
+/// a regression is a hang).
+pub fn within<T>(limit: Duration, f: impl FnOnce() -> T) -> T {
+    let started = Instant::now();
+    let out = f();
+    let took = started.elapsed();
+    assert!(took < limit, "took {took:?}, more than {limit:?}");
+    out
 }
 
 /// A port on 127.0.0.1 where nothing listens (connections are refused).
