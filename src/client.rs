@@ -9,7 +9,6 @@ use ureq::Agent;
 use ureq::http::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE};
 use ureq::http::{HeaderName, HeaderValue};
 
-use crate::batch::Pacer;
 use crate::builder::ClientBuilder;
 use crate::error::{Error, Violation, human};
 use crate::glue::transport;
@@ -213,6 +212,16 @@ impl fmt::Debug for PreparedSend {
     }
 }
 
+/// What a batch lets the send loop do around its attempts (a single send has none, and pays
+/// nothing for it): space them, and pass on a wait the server asked for, which holds every
+/// worker of the batch.
+pub(crate) trait Pace {
+    /// Waits until this attempt may start.
+    fn before_attempt(&self);
+    /// A `429` or `503` asked every client to wait `wait`.
+    fn server_wait(&self, wait: Duration);
+}
+
 /// One failed attempt, before the retry loop decides what to do with it.
 struct Failure {
     error: Error,
@@ -391,7 +400,7 @@ impl Client {
     pub(crate) fn send_paced(
         &self,
         prepared: &PreparedSend,
-        batch: Option<(&Pacer, usize)>,
+        batch: Option<(&dyn Pace, usize)>,
     ) -> Result<SendSmsResponse, Error> {
         let key = prepared.idempotency_key.as_deref();
         let index = batch.map(|b| b.1);
@@ -432,14 +441,9 @@ impl Client {
             any_maybe_sent |= failure.error.may_have_been_sent();
             let retryable = policy::may_retry(failure.class, self.inner.policy, key.is_some());
             if let (Some((pacer, _)), Some((wait, _))) = (batch, failure.server_wait) {
-                // The server asked everyone to slow down, not just this worker: all wait, or,
-                // for longer than a send waits, the batch stops sending.
+                // The server asked everyone to slow down, not just this worker.
                 if matches!(failure.error.status(), Some(429 | 503)) {
-                    if wait > retry::MAX_SERVER_WAIT {
-                        pacer.stop(wait);
-                    } else {
-                        pacer.pause_all(wait);
-                    }
+                    pacer.server_wait(wait);
                 }
             }
             let (wait, source) = failure.server_wait.unwrap_or_else(|| {

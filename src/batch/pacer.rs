@@ -103,6 +103,21 @@ impl Pacer {
     }
 }
 
+impl crate::client::Pace for Pacer {
+    fn before_attempt(&self) {
+        Pacer::before_attempt(self);
+    }
+
+    /// All wait, or, for longer than a send waits, the batch stops sending.
+    fn server_wait(&self, wait: Duration) {
+        if wait > crate::retry::MAX_SERVER_WAIT {
+            self.stop(wait);
+        } else {
+            self.pause_all(wait);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
