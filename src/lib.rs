@@ -137,6 +137,7 @@ mod batch;
 mod builder;
 mod client;
 mod error;
+mod http_date;
 mod proxy;
 mod request;
 mod resolver;

@@ -6,6 +6,8 @@ use std::hash::{BuildHasher, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use crate::http_date::parse_http_date;
+
 /// Longest server-requested wait that is slept through; a longer one ends the send at once.
 pub(crate) const MAX_SERVER_WAIT: Duration = Duration::from_secs(60);
 /// The default backoff: 0.5 s, doubling to at most 8 s, as the official SDKs wait.
@@ -344,76 +346,9 @@ pub(crate) fn new_idempotency_key() -> String {
     key
 }
 
-/// Parses an IMF-fixdate (`Sun, 06 Nov 1994 08:49:37 GMT`), the form RFC 9110 requires
-/// senders to use, into seconds since the Unix epoch.
-fn parse_http_date(s: &str) -> Option<u64> {
-    let rest = s.split_once(", ")?.1;
-    let mut it = rest.split(' ');
-    let day: u64 = it.next()?.parse().ok()?;
-    let month = match it.next()? {
-        "Jan" => 1,
-        "Feb" => 2,
-        "Mar" => 3,
-        "Apr" => 4,
-        "May" => 5,
-        "Jun" => 6,
-        "Jul" => 7,
-        "Aug" => 8,
-        "Sep" => 9,
-        "Oct" => 10,
-        "Nov" => 11,
-        "Dec" => 12,
-        _ => return None,
-    };
-    let year: i64 = it.next()?.parse().ok()?;
-    // Four digits, as IMF-fixdate has; anything else is no date (and cannot overflow).
-    if !(1970..=9999).contains(&year) {
-        return None;
-    }
-    let mut hms = it.next()?.split(':').map(|p| p.parse::<u64>().ok());
-    let (h, m, sec) = (hms.next()??, hms.next()??, hms.next()??);
-    if it.next()? != "GMT" || !(1..=31).contains(&day) || h > 23 || m > 59 || sec > 60 {
-        return None;
-    }
-    // Days from civil (Howard Hinnant's algorithm).
-    let y = if month <= 2 { year - 1 } else { year };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (month + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + day as i64 - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    u64::try_from(days * 86_400 + (h * 3600 + m * 60 + sec) as i64).ok()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn http_dates() {
-        assert_eq!(
-            parse_http_date("Sun, 06 Nov 1994 08:49:37 GMT"),
-            Some(784_111_777)
-        );
-        assert_eq!(parse_http_date("Thu, 01 Jan 1970 00:00:00 GMT"), Some(0));
-        assert_eq!(
-            parse_http_date("Tue, 29 Feb 2028 12:00:00 GMT"),
-            Some(1_835_438_400)
-        );
-        assert_eq!(parse_http_date("Sun, 06 Nov 1994 08:49:37 PST"), None);
-        assert_eq!(parse_http_date("yesterday"), None);
-        // A hostile year neither panics nor wraps.
-        assert_eq!(
-            parse_http_date("Sun, 06 Nov 99999999999999 08:49:37 GMT"),
-            None
-        );
-        assert_eq!(parse_http_date("Sun, 06 Nov -5 08:49:37 GMT"), None);
-        assert_eq!(
-            parse_http_date("Fri, 31 Dec 9999 23:59:59 GMT"),
-            Some(253_402_300_799)
-        );
-    }
 
     #[test]
     fn server_wait_prefers_ms_and_reads_dates() {

@@ -1,0 +1,88 @@
+//! Issue 16's library defects, one test (or a few) each: each fails without its fix.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use telnyx_assistant_sms::{Error, ErrorKind, SendSmsRequest};
+
+use crate::builder;
+use crate::support::{ScriptServer, Step};
+
+fn req() -> SendSmsRequest {
+    SendSmsRequest::new("+15550001111", "+15550002222").text("hi")
+}
+
+/// `at` (seconds since the epoch) as (weekday 0 = Monday, day, month 1-12, year, h, m, s).
+fn civil(at: u64) -> (usize, u64, usize, i64, u64, u64, u64) {
+    let (days, rem) = ((at / 86_400) as i64, at % 86_400);
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u64;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as usize;
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    // 1970-01-01 was a Thursday.
+    let weekday = ((days + 3).rem_euclid(7)) as usize;
+    (weekday, d, m, y, rem / 3600, rem / 60 % 60, rem % 60)
+}
+
+const DAYS: [&str; 7] = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"];
+const LONG_DAYS: [&str; 7] = [
+    "Monday",
+    "Tuesday",
+    "Wednesday",
+    "Thursday",
+    "Friday",
+    "Saturday",
+    "Sunday",
+];
+const MONTHS: [&str; 12] = [
+    "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+];
+
+/// A `Retry-After` an hour ahead in the obsolete forms RFC 9110 §5.6.7 says a recipient must
+/// accept too: RFC 850 and asctime.
+fn an_hour_ahead() -> [String; 2] {
+    let at = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 3600;
+    let (wd, d, m, y, h, mi, s) = civil(at);
+    [
+        format!(
+            "{}, {d:02}-{}-{:02} {h:02}:{mi:02}:{s:02} GMT",
+            LONG_DAYS[wd],
+            MONTHS[m - 1],
+            y % 100
+        ),
+        format!(
+            "{} {} {d:>2} {h:02}:{mi:02}:{s:02} {y}",
+            DAYS[wd],
+            MONTHS[m - 1]
+        ),
+    ]
+}
+
+#[test]
+fn retry_after_dates_in_the_obsolete_forms_are_read() {
+    for date in an_hour_ahead() {
+        let server = ScriptServer::start(vec![Step::json(503, "{}").header("retry-after", &date)]);
+        let err: Error = builder(&server.base_url())
+            .max_retries(3)
+            .build()
+            .unwrap()
+            .send_sms("asst-1", &req())
+            .unwrap_err();
+        // An hour is longer than a send waits: it ends at once, with the wait reported.
+        assert_eq!(server.request_count(), 1, "{date}: {err}");
+        assert_eq!(err.kind(), ErrorKind::Api);
+        let wait = err.retry_after().unwrap_or_else(|| panic!("{date}: {err}"));
+        assert!(
+            wait > Duration::from_secs(3500) && wait <= Duration::from_secs(3600),
+            "{date}: {wait:?}"
+        );
+    }
+}
