@@ -191,9 +191,10 @@ impl ClientBuilder {
     }
 
     /// Whether a send without a caller-chosen key gets a fresh random `Idempotency-Key`
-    /// (128 bits), the same on each of its retries. With `false`, only a key set through
-    /// [`SendSmsRequest::idempotency_key`](crate::SendSmsRequest::idempotency_key) is sent, and ambiguous failures of keyless sends are
-    /// not retried.
+    /// (128 bits from the operating system's generator), the same on each of its retries. With
+    /// `false`, only a key set through
+    /// [`SendSmsRequest::idempotency_key`](crate::SendSmsRequest::idempotency_key) is sent,
+    /// and ambiguous failures of keyless sends are not retried.
     ///
     /// Defaults to `true`.
     pub fn auto_idempotency_key(mut self, enabled: bool) -> Self {

@@ -321,7 +321,7 @@ impl Client {
         let mut p = self.prepare_unkeyed(assistant_id, request)?;
         p.idempotency_key = match &request.idempotency_key {
             Some(k) => Some(k.clone()),
-            None if self.inner.auto_idempotency_key => Some(retry::new_idempotency_key()),
+            None if self.inner.auto_idempotency_key => Some(crate::keys::new_idempotency_key()),
             None => None,
         };
         Ok(p)

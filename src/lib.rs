@@ -88,8 +88,9 @@
 //!
 //! # Retries
 //!
-//! Every send carries an `Idempotency-Key` (yours, or 128 random bits), the same on each
-//! retry, so the server delivers at most once per key. Failures before the request was written,
+//! Every send carries an `Idempotency-Key` (yours, or 128 bits from the operating system's
+//! random generator, as 32 lowercase hex digits), the same on each retry, so the server
+//! delivers at most once per key. Failures before the request was written,
 //! `408`, `429` and `503` are always retried; failures after it was written, `409`, `500`,
 //! `502` and `504` only under a key; certificate failures, other `4xx`, redirects and other
 //! `5xx` never. Waits: backoff from 0.5 s doubling to 8 s with jitter, or the server's
@@ -138,6 +139,7 @@ mod builder;
 mod client;
 mod error;
 mod http_date;
+mod keys;
 mod proxy;
 mod request;
 mod resolver;

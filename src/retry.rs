@@ -1,12 +1,10 @@
 //! When a failed attempt may be sent again, how long to wait, and the idempotency keys that
 //! make a retry safe.
 
-use std::collections::hash_map::RandomState;
-use std::hash::{BuildHasher, Hasher};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::http_date::parse_http_date;
+use crate::keys::random_u64;
 
 /// Longest server-requested wait that is slept through; a longer one ends the send at once.
 pub(crate) const MAX_SERVER_WAIT: Duration = Duration::from_secs(60);
@@ -311,41 +309,6 @@ pub(crate) fn backoff(retry: u32, start: Duration, max: Duration) -> Duration {
     base.mul_f64(jitter)
 }
 
-/// A source of random bits without a randomness crate: SipHash keyed by std's `RandomState`,
-/// whose 128-bit keys come from the operating system's generator, already fed a process-wide
-/// counter (so no two calls in a process hash the same input).
-fn random_hasher() -> impl Hasher {
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let mut h = RandomState::new().build_hasher();
-    h.write_u64(COUNTER.fetch_add(1, Ordering::Relaxed));
-    // A forked child starts with its parent's `RandomState` keys and counter: its process id
-    // keeps the two from making the same keys.
-    h.write_u32(std::process::id());
-    h
-}
-
-fn random_u64() -> u64 {
-    random_hasher().finish()
-}
-
-/// A fresh idempotency key: 128 random bits as 32 lowercase hex digits (within the server's
-/// `[A-Za-z0-9_-]{1,255}`). Both halves come from one keyed hasher, the second after one more
-/// input.
-pub(crate) fn new_idempotency_key() -> String {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    let mut h = random_hasher();
-    let high = h.finish();
-    h.write_u8(0xA5);
-    let low = h.finish();
-    let mut key = String::with_capacity(32);
-    for word in [high, low] {
-        for shift in (0..64).step_by(4).rev() {
-            key.push(HEX[((word >> shift) & 15) as usize] as char);
-        }
-    }
-    key
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -417,17 +380,6 @@ mod tests {
         assert!(backoff(u32::MAX, BACKOFF_START, BACKOFF_MAX) <= BACKOFF_MAX);
         let short = backoff(3, Duration::from_millis(10), Duration::from_millis(50));
         assert!(short <= Duration::from_millis(50) && short > Duration::from_millis(37));
-    }
-
-    #[test]
-    fn keys_are_fresh_and_well_formed() {
-        let keys: std::collections::HashSet<String> =
-            (0..10_000).map(|_| new_idempotency_key()).collect();
-        assert_eq!(keys.len(), 10_000);
-        for k in keys.iter().take(50) {
-            assert_eq!(k.len(), 32);
-            assert!(crate::request::idempotency_key_problem(k).is_none());
-        }
     }
 
     const ENDS: Ends<'static> = Ends {
