@@ -51,8 +51,14 @@ pub struct SendSmsRequest {
     /// as `None`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub text: Option<String>,
-    /// Conversation metadata; omitted from the body when empty.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    /// Conversation metadata; omitted from the body when empty. In JSON read by serde, a key
+    /// given twice is an error naming it (as a field given twice is), never a silent "last
+    /// one wins".
+    #[serde(
+        default,
+        skip_serializing_if = "BTreeMap::is_empty",
+        deserialize_with = "unique_keys"
+    )]
     pub conversation_metadata: BTreeMap<String, MetadataValue>,
     /// Whether the server creates a new conversation first; omitted when `None`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -62,6 +68,35 @@ pub struct SendSmsRequest {
     /// kept as JSON keeps its key.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub idempotency_key: Option<String>,
+}
+
+/// `conversation_metadata` from JSON, refusing a key that appears twice: serde's own map
+/// keeps the last value silently, so `{"a":"1","a":"2"}` would send `"a":"2"`.
+fn unique_keys<'de, D: Deserializer<'de>>(
+    d: D,
+) -> Result<BTreeMap<String, MetadataValue>, D::Error> {
+    struct V;
+    impl<'de> Visitor<'de> for V {
+        type Value = BTreeMap<String, MetadataValue>;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("an object of metadata values")
+        }
+        fn visit_map<A: de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+            let mut out = BTreeMap::new();
+            while let Some(key) = map.next_key::<String>()? {
+                let value = map.next_value::<MetadataValue>()?;
+                if out.contains_key(&key) {
+                    return Err(de::Error::custom(format_args!(
+                        "duplicate metadata key `{}` in conversation_metadata",
+                        crate::text::Clean(&key, 100)
+                    )));
+                }
+                out.insert(key, value);
+            }
+            Ok(out)
+        }
+    }
+    d.deserialize_map(V)
 }
 
 /// The HTTP body: the request's fields without the idempotency key, which is a header.

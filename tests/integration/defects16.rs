@@ -86,3 +86,52 @@ fn retry_after_dates_in_the_obsolete_forms_are_read() {
         );
     }
 }
+
+#[test]
+fn a_metadata_key_given_twice_is_refused_naming_it() {
+    let err = serde_json::from_str::<SendSmsRequest>(
+        r#"{"from":"+1","to":"+2","conversation_metadata":{"a":"1","b":2,"a":"2"}}"#,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.starts_with("duplicate metadata key `a` in conversation_metadata at line 1"),
+        "{err}"
+    );
+    // As a field given twice is.
+    let err = serde_json::from_str::<SendSmsRequest>(r#"{"from":"+1","to":"+2","to":"+3"}"#)
+        .unwrap_err()
+        .to_string();
+    assert!(err.starts_with("duplicate field `to`"), "{err}");
+    // A hostile key is escaped in the message.
+    let err = serde_json::from_str::<SendSmsRequest>(
+        r#"{"from":"+1","to":"+2","conversation_metadata":{"x\n\u001b[31m":1,"x\n\u001b[31m":1}}"#,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains(r"`x\n\u{1b}[31m`"), "{err}");
+    // Distinct keys, and every value type, still read.
+    let ok: SendSmsRequest = serde_json::from_str(
+        r#"{"from":"+1","to":"+2","conversation_metadata":{"a":"1","b":2,"c":true}}"#,
+    )
+    .unwrap();
+    assert_eq!(ok.conversation_metadata.len(), 3);
+    let err = serde_json::from_str::<SendSmsRequest>(
+        r#"{"from":"+1","to":"+2","conversation_metadata":{"a":1.5}}"#,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("expected a string, an integer or a boolean"),
+        "{err}"
+    );
+    let err = serde_json::from_str::<SendSmsRequest>(
+        r#"{"from":"+1","to":"+2","conversation_metadata":[1]}"#,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("expected an object of metadata values"),
+        "{err}"
+    );
+}
