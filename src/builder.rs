@@ -20,6 +20,9 @@ use crate::url::{check_base_url, redact_userinfo};
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
 const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 const DEFAULT_MAX_RETRIES: u32 = 2;
+/// The longest `timeout` and `connect_timeout` accepted: far beyond any use, and far below
+/// what would overflow a deadline (`Instant + Duration::MAX` panics).
+const MAX_TIMEOUT: Duration = Duration::from_secs(24 * 60 * 60);
 
 /// Where a setting came from, so a configuration error can name what to fix.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -153,7 +156,8 @@ impl ClientBuilder {
     /// The most one attempt may take, from resolving the host to reading the last byte of the
     /// answer. Retries each get the full time again.
     ///
-    /// Defaults to 60 seconds, as the official SDKs do.
+    /// At most 24 hours: [`build`](Self::build) refuses a longer one (such as
+    /// `Duration::MAX`). Defaults to 60 seconds, as the official SDKs do.
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
         self
@@ -163,7 +167,8 @@ impl ClientBuilder {
     /// [`timeout`](Self::timeout). A connection that times out here never carried the request,
     /// so it is always retried.
     ///
-    /// Defaults to 5 seconds, as the official SDKs do.
+    /// At most 24 hours: [`build`](Self::build) refuses a longer one. Defaults to 5 seconds,
+    /// as the official SDKs do.
     pub fn connect_timeout(mut self, timeout: Duration) -> Self {
         self.connect_timeout = timeout;
         self
@@ -277,7 +282,8 @@ impl ClientBuilder {
     ///
     /// An [`ErrorKind::Config`](crate::ErrorKind::Config) error naming the problem when the API
     /// key is missing or malformed, the base URL does not parse, is not `https` (nor `http` to
-    /// a loopback host), has credentials or a query, a timeout is zero, the proxy URL is
+    /// a loopback host), has credentials or a query, a timeout is zero or over 24 hours, the
+    /// proxy URL is
     /// invalid, or the trusted certificates cannot be loaded: a `root_certificates_pem`
     /// bundle, or the file or directory named by `SSL_CERT_FILE` / `SSL_CERT_DIR` (for an
     /// `https` base URL), that cannot be read or parsed or holds no certificate.
@@ -315,6 +321,18 @@ impl ClientBuilder {
             return Err(Error::config(
                 "the connect timeout must be greater than zero",
             ));
+        }
+        for (name, value) in [
+            ("timeout", self.timeout),
+            ("connect timeout", self.connect_timeout),
+        ] {
+            if value > MAX_TIMEOUT {
+                return Err(Error::config(format!(
+                    "the {name} must be at most 24 hours ({} s), not {}",
+                    MAX_TIMEOUT.as_secs(),
+                    crate::error::human(value)
+                )));
+            }
         }
         let proxy = resolve_proxy(&self.proxy, &uri)?;
         let proxy_names = proxy

@@ -42,8 +42,8 @@
 //! |---|---|---|
 //! | [`api_key`](ClientBuilder::api_key) | `TELNYX_API_KEY` | none: required |
 //! | [`base_url`](ClientBuilder::base_url) | `TELNYX_BASE_URL` | `https://api.telnyx.com/v2` |
-//! | [`timeout`](ClientBuilder::timeout): one whole attempt, connect to last byte | | 60 s |
-//! | [`connect_timeout`](ClientBuilder::connect_timeout): TCP + proxy + TLS handshake | | 5 s |
+//! | [`timeout`](ClientBuilder::timeout): one whole attempt, connect to last byte (at most 24 h) | | 60 s |
+//! | [`connect_timeout`](ClientBuilder::connect_timeout): TCP + proxy + TLS handshake (at most 24 h) | | 5 s |
 //! | [`max_retries`](ClientBuilder::max_retries) (`0` disables) | | 2 |
 //! | [`auto_idempotency_key`](ClientBuilder::auto_idempotency_key) | | `true` |
 //! | [`retry_ambiguous`](ClientBuilder::retry_ambiguous) | | `false` |

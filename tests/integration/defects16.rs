@@ -135,3 +135,42 @@ fn a_metadata_key_given_twice_is_refused_naming_it() {
         "{err}"
     );
 }
+
+fn config_message(b: telnyx_assistant_sms::ClientBuilder) -> String {
+    let err = b.build().unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Config, "{err}");
+    err.to_string()
+}
+
+#[test]
+fn huge_timeouts_are_refused_at_build_not_panicking_at_send() {
+    let base = format!("http://{}/v2", crate::support::closed_port());
+    let day = Duration::from_secs(24 * 3600);
+    for huge in [Duration::MAX, day + Duration::from_nanos(1)] {
+        let msg = config_message(builder(&base).timeout(huge));
+        assert!(
+            msg.starts_with(
+                "invalid configuration: the timeout must be at most 24 hours (86400 s)"
+            ),
+            "{msg}"
+        );
+        let msg = config_message(builder(&base).connect_timeout(huge));
+        assert!(
+            msg.starts_with(
+                "invalid configuration: the connect timeout must be at most 24 hours (86400 s)"
+            ),
+            "{msg}"
+        );
+    }
+    // The limit itself is fine, and sends.
+    let server = ScriptServer::start(vec![Step::ok()]);
+    let res = builder(&server.base_url())
+        .timeout(day)
+        .connect_timeout(day)
+        .build()
+        .unwrap()
+        .send_sms("asst-1", &req())
+        .unwrap();
+    assert_eq!(res.attempts, 1);
+    assert_eq!(server.request_count(), 1);
+}
