@@ -90,10 +90,10 @@
 //!
 //! Every send carries an `Idempotency-Key` (yours, or 128 bits from the operating system's
 //! random generator, as 32 lowercase hex digits), the same on each retry, so the server
-//! delivers at most once per key. Failures before the request was written,
-//! `408`, `429` and `503` are always retried; failures after it was written, `409`, `500`,
-//! `502` and `504` only under a key; certificate failures, other `4xx`, redirects and other
-//! `5xx` never. Waits: backoff from 0.5 s doubling to 8 s with jitter, or the server's
+//! delivers at most once per key. Failures before the request was written, `408`, `429` and
+//! `503` are always retried; failures after it was written, `409`, `500`, `502` and `504` only
+//! under a key; what cannot fix itself never: certificate failures, a port that does not
+//! speak TLS, other `4xx`, redirects and other `5xx`. Waits: backoff from 0.5 s doubling to 8 s with jitter, or the server's
 //! `retry-after-ms` / `Retry-After` up to 60 s (a longer one ends the send at once, with
 //! [`Error::retry_after`] set).
 //!

@@ -353,6 +353,15 @@ fn from_rustls(e: &rustls::Error) -> TlsProblem {
                 crate::text::clean(&format!("{other:?}"), 120)
             )),
         },
+        // The first bytes back were no TLS record at all: an HTTP answer ("HTTP/1.1 400") to
+        // the ClientHello, most likely. The port speaks another protocol, and asking again
+        // cannot change that.
+        R::InvalidMessage(
+            rustls::InvalidMessage::InvalidContentType
+            | rustls::InvalidMessage::UnknownProtocolVersion,
+        ) => fixed(
+            "the server did not answer in tls (is this a plain-http port? the base url is https)",
+        ),
         R::NoCertificatesPresented => fixed("the server presented no certificate"),
         R::AlertReceived(alert) => fixed(&format!(
             "the server refused the handshake ({})",

@@ -174,3 +174,44 @@ fn huge_timeouts_are_refused_at_build_not_panicking_at_send() {
     assert_eq!(res.attempts, 1);
     assert_eq!(server.request_count(), 1);
 }
+
+#[test]
+fn https_to_a_plain_http_port_is_final_not_retried() {
+    use std::io::{Read, Write};
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let connections = Arc::new(AtomicUsize::new(0));
+    let seen = connections.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { return };
+            seen.fetch_add(1, Ordering::SeqCst);
+            // What a plain HTTP server says to a ClientHello.
+            let mut buf = [0u8; 512];
+            let _ = stream.read(&mut buf);
+            let _ = stream.write_all(
+                b"HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\nconnection: close\r\n\r\n",
+            );
+        }
+    });
+    let err = builder(&format!("https://{addr}/v2"))
+        .max_retries(3)
+        .retry_backoff(Duration::from_millis(1), Duration::from_millis(2))
+        .build()
+        .unwrap()
+        .send_sms("asst-1", &req())
+        .unwrap_err();
+    assert_eq!(connections.load(Ordering::SeqCst), 1, "{err}");
+    assert_eq!(err.kind(), ErrorKind::Transport);
+    assert_eq!(err.attempts(), 1);
+    assert!(!err.may_have_been_sent());
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "transport error: the tls handshake with {addr} failed: the server did not answer \
+             in tls (is this a plain-http port? the base url is https); the sms was not sent"
+        )
+    );
+}
