@@ -52,8 +52,12 @@
 //! | `platform_roots()` (feature `platform-verifier`) | | off |
 //! | [`retry_backoff`](ClientBuilder::retry_backoff) | | 0.5 s doubling to 8 s |
 //!
-//! The environment variables are read only by [`Client::from_env`], [`ClientBuilder::from_env`]
-//! and [`send_sms`] (proxies: by every builder, as curl reads them). The base URL must be
+//! `TELNYX_API_KEY` and `TELNYX_BASE_URL` are read only by [`Client::from_env`],
+//! [`ClientBuilder::from_env`] and [`send_sms`]. Every builder, [`Client::new`] and
+//! [`Client::builder`] included, reads the proxy variables (as curl does) and `SSL_CERT_FILE` /
+//! `SSL_CERT_DIR` (as OpenSSL does) for an `https` base URL, unless
+//! [`no_proxy`](ClientBuilder::no_proxy) / [`proxy`](ClientBuilder::proxy) or
+//! [`root_certificates_pem`](ClientBuilder::root_certificates_pem) override them. The base URL must be
 //! `https`, or `http` to a loopback host, so the key never travels in clear text to another
 //! machine. Response bodies are read up to 1 MiB ([`MAX_BODY_BYTES`]); redirects are not
 //! followed.
