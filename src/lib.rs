@@ -162,6 +162,7 @@ use std::sync::OnceLock;
 #[doc = include_str!("../README.md")]
 pub struct ReadmeDoctests;
 
+pub use api_key::check_api_key;
 pub use batch::{BatchOptions, BatchOutcome, BatchResult, BatchSummary, MAX_CONCURRENCY};
 pub use builder::ClientBuilder;
 pub use client::{

@@ -215,3 +215,31 @@ fn https_to_a_plain_http_port_is_final_not_retried() {
         )
     );
 }
+
+#[test]
+fn a_dotenv_line_is_not_an_api_key() {
+    use telnyx_assistant_sms::{Client, check_api_key};
+    for line in [
+        "TELNYX_API_KEY=KEYsecret0123",
+        "export TELNYX_API_KEY=KEYsecret0123",
+        "TELNYX_API_KEY=\"KEYsecret0123\"",
+    ] {
+        let msg = config_message(Client::builder().api_key(line));
+        assert!(
+            msg.starts_with(
+                "invalid configuration: the api key contains `=`: it looks like a `.env` line"
+            ),
+            "{msg}"
+        );
+        assert!(!msg.contains("secret0123"), "{msg}");
+        let err = check_api_key(line).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Config);
+        assert_eq!(err.to_string(), msg);
+    }
+    // The public check is the builder's.
+    assert!(check_api_key(crate::KEY).is_ok());
+    for bad in ["", "Bearer KEY1", "KEY 1", "KEY\u{7}", "KEYé"] {
+        let from_check = check_api_key(bad).unwrap_err().to_string();
+        assert_eq!(from_check, config_message(Client::builder().api_key(bad)));
+    }
+}
