@@ -144,7 +144,11 @@ impl ClientBuilder {
     ///
     /// A trailing slash changes nothing. It must be `https`, or `http` to a loopback host
     /// (`127.0.0.0/8`, `[::1]`, `localhost`), so the key never travels in clear text to
-    /// another machine. Defaults to [`DEFAULT_BASE_URL`] (or `TELNYX_BASE_URL` with
+    /// another machine. It must have a path unless its host is loopback: `build` refuses
+    /// `https://api.telnyx.com` (or `https://api.telnyx.com/`), whose every call would answer
+    /// 404, and suggests `https://api.telnyx.com/v2`; a local stand-in such as
+    /// `http://127.0.0.1:4010` (a mock made from the OpenAPI file, which serves the API at its
+    /// root) is taken as given. Defaults to [`DEFAULT_BASE_URL`] (or `TELNYX_BASE_URL` with
     /// [`from_env`](Self::from_env)).
     pub fn base_url(mut self, url: impl Into<String>) -> Self {
         self.base_url = url.into();

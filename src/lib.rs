@@ -57,10 +57,12 @@
 //! [`Client::builder`] included, reads the proxy variables (as curl does) and `SSL_CERT_FILE` /
 //! `SSL_CERT_DIR` (as OpenSSL does) for an `https` base URL, unless
 //! [`no_proxy`](ClientBuilder::no_proxy) / [`proxy`](ClientBuilder::proxy) or
-//! [`root_certificates_pem`](ClientBuilder::root_certificates_pem) override them. The base URL must be
-//! `https`, or `http` to a loopback host, so the key never travels in clear text to another
-//! machine. Response bodies are read up to 1 MiB ([`MAX_BODY_BYTES`]); redirects are not
-//! followed.
+//! [`root_certificates_pem`](ClientBuilder::root_certificates_pem) override them.
+//!
+//! The base URL must be `https`, or `http` to a loopback host, so the key never travels in
+//! clear text to another machine, and it must carry the version path (`/v2`) unless its host
+//! is loopback (see [`base_url`](ClientBuilder::base_url)). Response bodies are read up to
+//! 1 MiB ([`MAX_BODY_BYTES`]); redirects are not followed.
 //!
 //! # Validation
 //!

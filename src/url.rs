@@ -28,6 +28,9 @@ pub(crate) fn authority(uri: &Uri) -> String {
 
 /// Checks a base URL; returns it without trailing slashes, and parsed. `name` is what the
 /// messages call it (`base url`, or the environment variable it came from).
+///
+/// The rules: absolute; `https`, or `http` to a loopback host; no credentials, query or
+/// fragment; and a path (`/v2`) unless the host is loopback.
 pub(crate) fn check_base_url(raw: &str, name: &str) -> Result<(String, Uri), Error> {
     let bad = |why: &str| Error::config(format!("the {name} {why}"));
     let trimmed = raw.trim().trim_end_matches('/');
@@ -61,6 +64,13 @@ pub(crate) fn check_base_url(raw: &str, name: &str) -> Result<(String, Uri), Err
             }
         }
         other => return Err(bad(&format!("has scheme `{other}`; use https"))),
+    }
+    // The API lives under a version path: to the bare host every call would 404. A loopback
+    // stand-in (a mock made from the OpenAPI file, say) may serve it at its root.
+    if matches!(uri.path(), "" | "/") && !is_loopback(authority.host()) {
+        return Err(bad(&format!(
+            "has no version path, so every call would answer 404: use {trimmed}/v2"
+        )));
     }
     Ok((trimmed.to_owned(), uri))
 }

@@ -243,3 +243,57 @@ fn a_dotenv_line_is_not_an_api_key() {
         assert_eq!(from_check, config_message(Client::builder().api_key(bad)));
     }
 }
+
+#[test]
+fn a_base_url_without_a_version_path_is_refused_unless_loopback() {
+    use telnyx_assistant_sms::Client;
+    for (url, shown) in [
+        ("https://api.telnyx.com", "https://api.telnyx.com"),
+        ("https://api.telnyx.com/", "https://api.telnyx.com"),
+        ("https://api.telnyx.com//", "https://api.telnyx.com"),
+        (
+            "https://gateway.example:8443",
+            "https://gateway.example:8443",
+        ),
+    ] {
+        let msg = config_message(Client::builder().api_key(crate::KEY).base_url(url));
+        assert_eq!(
+            msg,
+            format!(
+                "invalid configuration: the base url has no version path, so every call would \
+                 answer 404: use {shown}/v2"
+            )
+        );
+    }
+    // A loopback stand-in may serve the API at its root, and its requests go there.
+    let server = ScriptServer::start(vec![Step::ok()]);
+    let bare = format!("http://{}", server.addr());
+    for url in [
+        bare.clone(),
+        format!("{bare}/"),
+        "https://localhost:9".into(),
+    ] {
+        Client::builder()
+            .api_key(crate::KEY)
+            .base_url(url)
+            .build()
+            .unwrap();
+    }
+    builder(&bare)
+        .build()
+        .unwrap()
+        .send_sms("asst-1", &req())
+        .unwrap();
+    assert_eq!(server.requests()[0].path, "/ai/assistants/asst-1/chat/sms");
+    // Any path is a path.
+    for url in [
+        "https://api.telnyx.com/v2",
+        "https://gateway.example/telnyx",
+    ] {
+        Client::builder()
+            .api_key(crate::KEY)
+            .base_url(url)
+            .build()
+            .unwrap();
+    }
+}
