@@ -462,17 +462,23 @@ impl fmt::Display for Error {
         if let Some(id) = &i.request_id {
             write!(f, " (request id {})", Clean(id, 80))?;
         }
-        match i.kind {
-            ErrorKind::Transport if !i.may_have_been_sent => {
-                f.write_str("; the sms was not sent")?
-            }
+        // What the attempts came to, after the last answer's words and request id:
+        // "; after 3 attempts, the sms may have been sent". (A refusal's single answer needs
+        // no "was not sent": its status says so.)
+        let retried = i.attempts > 1;
+        let sent = match i.kind {
             ErrorKind::Transport | ErrorKind::Api if i.may_have_been_sent => {
-                f.write_str("; the sms may have been sent")?
+                Some("the sms may have been sent")
             }
-            _ => {}
-        }
-        if i.attempts > 1 {
-            write!(f, " after {} attempts", i.attempts)?;
+            ErrorKind::Transport => Some("the sms was not sent"),
+            ErrorKind::Api if retried => Some("the sms was not sent"),
+            _ => None,
+        };
+        match (retried, sent) {
+            (true, Some(sent)) => write!(f, "; after {} attempts, {sent}", i.attempts)?,
+            (true, None) => write!(f, "; after {} attempts", i.attempts)?,
+            (false, Some(sent)) => write!(f, "; {sent}")?,
+            (false, None) => {}
         }
         if let Some(wait) = i.retry_after {
             write!(f, "; the server asked to retry after {}", human(wait))?;

@@ -265,10 +265,10 @@ fn certificates(pem: &[u8], what: &str) -> Result<(Vec<Cert>, usize), Error> {
 fn specific(certs: Vec<Cert>, skipped: usize, from: String) -> Trust {
     let n = certs.len();
     let plural = if n == 1 { "" } else { "s" };
-    let skipped = if skipped > 0 {
-        format!(", {skipped} unusable ones skipped")
-    } else {
-        String::new()
+    let skipped = match skipped {
+        0 => String::new(),
+        1 => ", 1 unusable one skipped".to_owned(),
+        n => format!(", {n} unusable ones skipped"),
     };
     Trust {
         #[cfg(feature = "rustls")]

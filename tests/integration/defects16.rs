@@ -297,3 +297,50 @@ fn a_base_url_without_a_version_path_is_refused_unless_loopback() {
             .unwrap();
     }
 }
+
+#[test]
+fn attempts_come_before_what_they_mean_and_after_the_request_id() {
+    // A 503 three times: "after 3 attempts" is its own clause, not glued to the request id.
+    let server = ScriptServer::start(vec![
+        Step::json(503, r#"{"errors":[{"title":"Service unavailable"}]}"#)
+            .header("x-request-id", "req-503"),
+    ]);
+    let err = builder(&server.base_url())
+        .max_retries(2)
+        .retry_backoff(Duration::from_millis(1), Duration::from_millis(2))
+        .build()
+        .unwrap()
+        .send_sms("asst-1", &req())
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "api error: http 503 service unavailable: Service unavailable (request id req-503); \
+         after 3 attempts, the sms was not sent"
+    );
+    // A 500 three times, under a key: "after 3 attempts, the sms may have been sent".
+    let server = ScriptServer::start(vec![Step::json(500, "{}").header("x-request-id", "r5")]);
+    let err = builder(&server.base_url())
+        .max_retries(2)
+        .retry_backoff(Duration::from_millis(1), Duration::from_millis(2))
+        .build()
+        .unwrap()
+        .send_sms("asst-1", &req())
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "api error: http 500 internal server error (request id r5); after 3 attempts, the sms \
+         may have been sent"
+    );
+    // One attempt: the clause alone, as before.
+    let server = ScriptServer::start(vec![Step::json(500, "{}")]);
+    let err = builder(&server.base_url())
+        .max_retries(0)
+        .build()
+        .unwrap()
+        .send_sms("asst-1", &req())
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "api error: http 500 internal server error; the sms may have been sent"
+    );
+}
