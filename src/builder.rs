@@ -37,6 +37,7 @@ enum Origin {
 /// Every setter consumes and returns the builder; [`build`](ClientBuilder::build) checks the
 /// whole configuration.
 #[derive(Clone)]
+#[must_use = "a builder does nothing until `build()`"]
 pub struct ClientBuilder {
     api_key: Option<ApiKey>,
     key_origin: Origin,

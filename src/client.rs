@@ -13,7 +13,7 @@ use crate::batch::Pacer;
 use crate::builder::ClientBuilder;
 use crate::error::{Error, Violation, human};
 use crate::request::SendSmsRequest;
-use crate::response::{SendSmsResponse, parse_error_body};
+use crate::response::{SendSmsResponse, SuccessBody, parse_error_body};
 use crate::retry::{self, Ends, Phase, Retry, WaitSource};
 use crate::text::Clean;
 use crate::transport;
@@ -537,11 +537,8 @@ impl Client {
                     ));
                 }
             };
-            return match serde_json::from_slice::<SendSmsResponse>(&body) {
-                Ok(mut res) => {
-                    res.request_id = request_id;
-                    Ok(res)
-                }
+            return match serde_json::from_slice::<SuccessBody>(&body) {
+                Ok(reply) => Ok(SendSmsResponse::from_body(reply, request_id)),
                 Err(e) => Err(final_failure(
                     Error::decode(
                         format!("http {code}: the body is not the expected json"),

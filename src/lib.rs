@@ -225,6 +225,13 @@ pub mod __bench {
         let p = crate::response::parse_error_body(body);
         (p.api_errors, p.violations)
     }
+
+    /// Parses a 2xx body the way a send does, into its conversation id.
+    pub fn parse_success_body(body: &str) -> Option<Option<String>> {
+        serde_json::from_str::<crate::response::SuccessBody>(body)
+            .ok()
+            .map(|b| b.conversation_id)
+    }
 }
 
 #[cfg(test)]
@@ -237,6 +244,7 @@ mod assertions {
     const _: () = send_sync_clone::<ClientBuilder>();
     const _: () = send_sync_clone::<SendSmsRequest>();
     const _: () = send_sync_static::<Error>();
+    const _: () = send_sync_clone::<Error>();
 
     #[test]
     fn error_is_one_pointer_wide() {

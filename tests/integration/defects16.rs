@@ -344,3 +344,56 @@ fn attempts_come_before_what_they_mean_and_after_the_request_id() {
         "api error: http 500 internal server error; the sms may have been sent"
     );
 }
+
+#[test]
+fn an_error_clones_cheaply_and_whole() {
+    use std::error::Error as _;
+    let server = ScriptServer::start(vec![Step::json(500, "{}").header("x-request-id", "r9")]);
+    let err = builder(&server.base_url())
+        .max_retries(0)
+        .build()
+        .unwrap()
+        .send_sms("asst-1", &req())
+        .unwrap_err();
+    let copy = err.clone();
+    assert_eq!(copy.to_string(), err.to_string());
+    assert_eq!(format!("{copy:?}"), format!("{err:?}"));
+    assert_eq!(
+        (copy.status(), copy.request_id(), copy.attempts()),
+        (Some(500), Some("r9"), 1)
+    );
+    assert_eq!(copy.idempotency_key(), err.idempotency_key());
+    // A cause survives the clone, shared rather than copied.
+    let refused = builder(&format!("http://{}/v2", crate::support::closed_port()))
+        .max_retries(0)
+        .build()
+        .unwrap()
+        .send_sms("asst-1", &req())
+        .unwrap_err();
+    let copy = refused.clone();
+    let (a, b) = (refused.source().unwrap(), copy.source().unwrap());
+    assert!(std::ptr::addr_eq(a, b));
+    assert_eq!(std::mem::size_of::<Error>(), std::mem::size_of::<usize>());
+}
+
+#[test]
+fn a_success_body_that_is_not_an_object_is_a_decode_error() {
+    for body in [r#"["c-1"]"#, r#""c-1""#] {
+        let server = ScriptServer::start(vec![Step::json(200, body)]);
+        let err = builder(&server.base_url())
+            .build()
+            .unwrap()
+            .send_sms("asst-1", &req())
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Decode, "{body}: {err}");
+        assert_eq!(err.body(), Some(body));
+    }
+    // An object without the id is a success with none (the schema does not require it).
+    let server = ScriptServer::start(vec![Step::json(200, r#"{"later":1}"#)]);
+    let res = builder(&server.base_url())
+        .build()
+        .unwrap()
+        .send_sms("asst-1", &req())
+        .unwrap();
+    assert_eq!((res.conversation_id, res.attempts), (None, 1));
+}
