@@ -5,7 +5,6 @@ use std::io::Read;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use ureq::Agent;
 use ureq::http::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE};
 use ureq::http::{HeaderName, HeaderValue};
 
@@ -64,7 +63,8 @@ pub(crate) struct Inner {
     /// Unique per built client (clones share it): a [`PreparedSend`] carries it, so only the
     /// client that prepared it can send it.
     pub(crate) id: u64,
-    pub(crate) agent: Agent,
+    /// Made at the first send when the trust is deferred (see `builder.rs`).
+    pub(crate) agent: crate::builder::AgentCell,
     pub(crate) authorization: HeaderValue,
     /// `{base}/ai/assistants/`, so a send only appends the encoded id and `/chat/sms`.
     pub(crate) endpoint_prefix: String,
@@ -490,6 +490,8 @@ impl Client {
         let mut req = self
             .inner
             .agent
+            .get()
+            .map_err(final_failure)?
             .post(p.url.as_str())
             .header(AUTHORIZATION, self.inner.authorization.clone())
             .header(CONTENT_TYPE, JSON)

@@ -366,7 +366,11 @@ impl Error {
         elapsed: Duration,
     ) -> Self {
         let i = self.inner_mut();
-        i.attempts = attempts;
+        // A configuration problem found at a send (a deferred trust that cannot be read)
+        // stopped it before any attempt.
+        if i.kind != ErrorKind::Config {
+            i.attempts = attempts;
+        }
         i.idempotency_key = idempotency_key.map(str::to_owned);
         i.may_have_been_sent |= any_maybe_sent;
         i.elapsed = elapsed;

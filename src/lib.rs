@@ -50,6 +50,7 @@
 //! | [`proxy`](ClientBuilder::proxy) / [`no_proxy`](ClientBuilder::no_proxy) | `HTTPS_PROXY`, `ALL_PROXY`, `NO_PROXY` | from the environment |
 //! | [`root_certificates_pem`](ClientBuilder::root_certificates_pem) | `SSL_CERT_FILE`, `SSL_CERT_DIR` | Mozilla's roots, compiled in |
 //! | `platform_roots()` (feature `platform-verifier`) | | off |
+//! | [`defer_trust`](ClientBuilder::defer_trust): read the certificates at the first send | | `false` (at `build`) |
 //! | [`retry_backoff`](ClientBuilder::retry_backoff) | | 0.5 s doubling to 8 s |
 //!
 //! `TELNYX_API_KEY` and `TELNYX_BASE_URL` are read only by [`Client::from_env`],
@@ -61,8 +62,10 @@
 //!
 //! The base URL must be `https`, or `http` to a loopback host, so the key never travels in
 //! clear text to another machine, and it must carry the version path (`/v2`) unless its host
-//! is loopback (see [`base_url`](ClientBuilder::base_url)). Response bodies are read up to
-//! 1 MiB ([`MAX_BODY_BYTES`]); redirects are not followed.
+//! is loopback (see [`base_url`](ClientBuilder::base_url)). The API key must pass
+//! [`check_api_key`] (not empty, no `Bearer ` prefix, no `=` as in a `.env` line, no
+//! whitespace), which a program that reads keys from its own source can call itself. Response
+//! bodies are read up to 1 MiB ([`MAX_BODY_BYTES`]); redirects are not followed.
 //!
 //! # Validation
 //!
