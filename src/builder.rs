@@ -1,6 +1,7 @@
 //! The builder: every setting of a [`Client`], checked once by [`ClientBuilder::build`].
 
 use std::fmt;
+use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
@@ -14,12 +15,15 @@ use crate::error::Error;
 use crate::glue::resolver::CachingResolver;
 use crate::glue::transport::StableTimeoutConnector;
 use crate::proxy::{ProxyChoice, resolve_proxy};
-use crate::tls::{TrustChoice, resolve_trust};
+use crate::tls::{Trust, TrustChoice, TrustPlan, plan_trust};
 use crate::url::{check_base_url, redact_userinfo};
 
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
 const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 const DEFAULT_MAX_RETRIES: u32 = 2;
+/// The longest `timeout` and `connect_timeout` accepted: far beyond any use, and far below
+/// what would overflow a deadline (`Instant + Duration::MAX` panics).
+const MAX_TIMEOUT: Duration = Duration::from_secs(24 * 60 * 60);
 
 /// Where a setting came from, so a configuration error can name what to fix.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -34,6 +38,7 @@ enum Origin {
 /// Every setter consumes and returns the builder; [`build`](ClientBuilder::build) checks the
 /// whole configuration.
 #[derive(Clone)]
+#[must_use = "a builder does nothing until `build()`"]
 pub struct ClientBuilder {
     api_key: Option<ApiKey>,
     key_origin: Origin,
@@ -51,6 +56,7 @@ pub struct ClientBuilder {
     retry_ambiguous: bool,
     proxy: ProxyChoice,
     trust: TrustChoice,
+    defer_trust: bool,
 }
 
 impl fmt::Debug for ClientBuilder {
@@ -60,6 +66,7 @@ impl fmt::Debug for ClientBuilder {
             .field("base_url", &redact_userinfo(&self.base_url))
             .field("proxy", &self.proxy)
             .field("trust", &self.trust)
+            .field("defer_trust", &self.defer_trust)
             .field("timeout", &self.timeout)
             .field("connect_timeout", &self.connect_timeout)
             .field("max_retries", &self.max_retries)
@@ -89,6 +96,7 @@ impl Default for ClientBuilder {
             retry_ambiguous: false,
             proxy: ProxyChoice::FromEnv,
             trust: TrustChoice::FromEnv,
+            defer_trust: false,
         }
     }
 }
@@ -144,7 +152,11 @@ impl ClientBuilder {
     ///
     /// A trailing slash changes nothing. It must be `https`, or `http` to a loopback host
     /// (`127.0.0.0/8`, `[::1]`, `localhost`), so the key never travels in clear text to
-    /// another machine. Defaults to [`DEFAULT_BASE_URL`] (or `TELNYX_BASE_URL` with
+    /// another machine. It must have a path unless its host is loopback: `build` refuses
+    /// `https://api.telnyx.com` (or `https://api.telnyx.com/`), whose every call would answer
+    /// 404, and suggests `https://api.telnyx.com/v2`; a local stand-in such as
+    /// `http://127.0.0.1:4010` (a mock made from the OpenAPI file, which serves the API at its
+    /// root) is taken as given. Defaults to [`DEFAULT_BASE_URL`] (or `TELNYX_BASE_URL` with
     /// [`from_env`](Self::from_env)).
     pub fn base_url(mut self, url: impl Into<String>) -> Self {
         self.base_url = url.into();
@@ -156,7 +168,8 @@ impl ClientBuilder {
     /// The most one attempt may take, from resolving the host to reading the last byte of the
     /// answer. Retries each get the full time again.
     ///
-    /// Defaults to 60 seconds, as the official SDKs do.
+    /// At most 24 hours: [`build`](Self::build) refuses a longer one (such as
+    /// `Duration::MAX`). Defaults to 60 seconds, as the official SDKs do.
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
         self
@@ -166,7 +179,8 @@ impl ClientBuilder {
     /// [`timeout`](Self::timeout). A connection that times out here never carried the request,
     /// so it is always retried.
     ///
-    /// Defaults to 5 seconds, as the official SDKs do.
+    /// At most 24 hours: [`build`](Self::build) refuses a longer one. Defaults to 5 seconds,
+    /// as the official SDKs do.
     pub fn connect_timeout(mut self, timeout: Duration) -> Self {
         self.connect_timeout = timeout;
         self
@@ -194,9 +208,10 @@ impl ClientBuilder {
     }
 
     /// Whether a send without a caller-chosen key gets a fresh random `Idempotency-Key`
-    /// (128 bits), the same on each of its retries. With `false`, only a key set through
-    /// [`SendSmsRequest::idempotency_key`](crate::SendSmsRequest::idempotency_key) is sent, and ambiguous failures of keyless sends are
-    /// not retried.
+    /// (128 bits from the operating system's generator), the same on each of its retries. With
+    /// `false`, only a key set through
+    /// [`SendSmsRequest::idempotency_key`](crate::SendSmsRequest::idempotency_key) is sent,
+    /// and ambiguous failures of keyless sends are not retried.
     ///
     /// Defaults to `true`.
     pub fn auto_idempotency_key(mut self, enabled: bool) -> Self {
@@ -275,7 +290,9 @@ impl ClientBuilder {
     /// `*.crt` files in the directories (`:`-separated) named by `SSL_CERT_DIR`, as OpenSSL,
     /// curl, Python and Go read them; when neither is set, Mozilla's roots compiled into the
     /// crate (`webpki-roots`). Calling this (or `platform_roots`) overrides both; the last
-    /// call wins.
+    /// call wins. A certificate named more than once (a system directory names each root as
+    /// `NAME.pem`, as a `HASH.0` link and in its bundle) is trusted, and counted, once. See
+    /// [`defer_trust`](Self::defer_trust) for a program that may not send at all.
     pub fn root_certificates_pem(mut self, pem: impl AsRef<[u8]>) -> Self {
         self.trust = TrustChoice::Pem(pem.as_ref().into());
         self
@@ -293,16 +310,51 @@ impl ClientBuilder {
         self
     }
 
+    /// Reads the trusted certificates (`SSL_CERT_FILE` / `SSL_CERT_DIR`, or a
+    /// [`root_certificates_pem`](Self::root_certificates_pem) bundle) at the first send that
+    /// needs them rather than in [`build`](Self::build).
+    ///
+    /// For a program that may never send, such as a dry run that only
+    /// [`prepare`](crate::Client::prepare)s: it then neither pays for a large `SSL_CERT_DIR`
+    /// (a system directory holds a few hundred files) nor fails on a broken `SSL_CERT_FILE` it
+    /// does not need. `build` still reads the variables themselves (a value that is not
+    /// unicode is its error), but opens no file. A certificate problem is then the first
+    /// send's error instead: a [`Config`](crate::ErrorKind::Config) error naming the source,
+    /// with nothing sent and no attempt made, and every later send gives the same error (the
+    /// certificates are read once). Nothing changes for an `http` (loopback) base URL, which
+    /// needs no certificates, nor for the built-in roots or `platform_roots`, which need no
+    /// reading.
+    ///
+    /// ```
+    /// use telnyx_assistant_sms::{Client, SendSmsRequest};
+    ///
+    /// // Even with SSL_CERT_FILE naming a file that is not there, this builds and prepares.
+    /// let client = Client::builder().api_key("KEY").defer_trust(true).build()?;
+    /// let p = client.prepare("assistant-id", &SendSmsRequest::new("+15550001111", "+15550002222"))?;
+    /// assert!(p.url().ends_with("/chat/sms"));
+    /// # Ok::<(), telnyx_assistant_sms::Error>(())
+    /// ```
+    ///
+    /// Defaults to `false`: `build` reads and checks the certificates, so that a service fails
+    /// at start rather than at its first send.
+    pub fn defer_trust(mut self, defer: bool) -> Self {
+        self.defer_trust = defer;
+        self
+    }
+
     /// Checks the configuration and builds the client.
     ///
     /// # Errors
     ///
     /// An [`ErrorKind::Config`](crate::ErrorKind::Config) error naming the problem when the API
-    /// key is missing or malformed, the base URL does not parse, is not `https` (nor `http` to
-    /// a loopback host), has credentials or a query, a timeout is zero, the proxy URL is
-    /// invalid, or the trusted certificates cannot be loaded: a `root_certificates_pem`
-    /// bundle, or the file or directory named by `SSL_CERT_FILE` / `SSL_CERT_DIR` (for an
-    /// `https` base URL), that cannot be read or parsed or holds no certificate.
+    /// key is missing or malformed (see [`check_api_key`](crate::check_api_key)), the base URL
+    /// does not parse, is not `https` (nor `http` to a loopback host), has credentials, a query
+    /// or no path (see [`base_url`](Self::base_url)), a timeout is zero or over 24 hours, the
+    /// proxy URL is invalid, or the trusted certificates cannot be loaded: a
+    /// `root_certificates_pem` bundle, or the file or directory named by `SSL_CERT_FILE` /
+    /// `SSL_CERT_DIR` (for an `https` base URL), that cannot be read or parsed or holds no
+    /// certificate. With [`defer_trust`](Self::defer_trust), that last check waits for the
+    /// first send.
     pub fn build(self) -> Result<Client, Error> {
         if let Some(problem) = self.key_env_problem.or(self.base_url_env_problem) {
             return Err(Error::config(problem));
@@ -338,44 +390,49 @@ impl ClientBuilder {
                 "the connect timeout must be greater than zero",
             ));
         }
+        for (name, value) in [
+            ("timeout", self.timeout),
+            ("connect timeout", self.connect_timeout),
+        ] {
+            if value > MAX_TIMEOUT {
+                return Err(Error::config(format!(
+                    "the {name} must be at most 24 hours ({} s), not {}",
+                    MAX_TIMEOUT.as_secs(),
+                    crate::error::human(value)
+                )));
+            }
+        }
         let proxy = resolve_proxy(&self.proxy, &uri)?;
         let proxy_names = proxy
             .as_ref()
             .map(|p| (p.shown.clone(), p.authority.clone()));
-        // The environment's roots matter only to https; roots given in code are checked
-        // whatever the base URL, so a mistake in them shows at once.
+        // The environment's roots matter only to https (so an `http` loopback client reads
+        // none); roots given in code are checked whatever the base URL, so a mistake in them
+        // shows at once (unless deferred).
         let https = uri.scheme_str() == Some("https");
-        let trust = match &self.trust {
+        let plan = match &self.trust {
             TrustChoice::FromEnv if !https => None,
-            choice => Some(resolve_trust(choice)?),
+            choice => Some(plan_trust(choice)?),
         };
-
-        let config = Agent::config_builder()
-            // 4xx/5xx come back as responses, so their headers and bodies are kept.
-            .http_status_as_error(false)
-            .timeout_global(Some(self.timeout))
-            .timeout_connect(Some(self.connect_timeout.min(self.timeout)))
-            .user_agent(USER_AGENT)
-            // A redirect of this POST is unexpected: report it rather than follow it.
-            .max_redirects(0)
-            .proxy(proxy.map(|p| p.proxy))
-            // Keep an idle connection for every worker of the largest batch (and so for any
-            // client shared by that many threads); unused ones close after 15 s.
-            .max_idle_connections(crate::batch::MAX_CONCURRENCY)
-            .max_idle_connections_per_host(crate::batch::MAX_CONCURRENCY);
-        #[cfg(feature = "rustls")]
-        let config = match trust.as_ref().and_then(|t| t.roots.clone()) {
-            Some(roots) => config.tls_config(TlsConfig::builder().root_certs(roots).build()),
-            None => config,
+        let recipe = Recipe {
+            timeout: self.timeout,
+            connect_timeout: self.connect_timeout,
+            proxy: proxy.map(|p| p.proxy),
+            trust: plan,
         };
-        let config = config.build();
-        // Both parts keep the timeouts from costing anything per send: see resolver.rs and
-        // transport.rs.
-        let agent = Agent::with_parts(
-            config,
-            StableTimeoutConnector::default(),
-            CachingResolver::default(),
-        );
+        let deferred = self.defer_trust
+            && matches!(
+                recipe.trust,
+                Some(TrustPlan::Env { .. } | TrustPlan::Pem(_))
+            );
+        let (agent, trust_shown) = if deferred {
+            let shown = recipe.trust.as_ref().map(TrustPlan::unread);
+            (AgentCell::deferred(recipe), shown)
+        } else {
+            let trust = recipe.trust.as_ref().map(TrustPlan::load).transpose()?;
+            let agent = recipe.agent(trust.as_ref());
+            (AgentCell::ready(agent), trust.map(|t| t.shown))
+        };
 
         static NEXT_ID: AtomicU64 = AtomicU64::new(1);
         Ok(Client::from_inner(Inner {
@@ -386,8 +443,8 @@ impl ClientBuilder {
             target: crate::url::authority(&uri),
             base_url,
             proxy: proxy_names,
-            trust: match trust {
-                Some(t) => t.shown,
+            trust: match trust_shown {
+                Some(shown) => shown,
                 None if https => "built-in Mozilla roots (webpki-roots)".to_owned(),
                 None => "none needed (clear-text http to loopback)".to_owned(),
             },
@@ -401,5 +458,94 @@ impl ClientBuilder {
                 ambiguous: self.retry_ambiguous,
             },
         }))
+    }
+}
+
+/// What the ureq agent is made of. The trusted roots are part of its configuration, so a
+/// client whose trust is deferred makes its agent at the first send.
+struct Recipe {
+    timeout: Duration,
+    connect_timeout: Duration,
+    proxy: Option<ureq::Proxy>,
+    /// `None` for an `http` base URL with the roots from the environment: none are needed.
+    trust: Option<TrustPlan>,
+}
+
+impl Recipe {
+    /// The agent, verifying with `trust` (ureq's built-in roots when it has none).
+    fn agent(&self, trust: Option<&Trust>) -> Agent {
+        let config = Agent::config_builder()
+            // 4xx/5xx come back as responses, so their headers and bodies are kept.
+            .http_status_as_error(false)
+            .timeout_global(Some(self.timeout))
+            .timeout_connect(Some(self.connect_timeout.min(self.timeout)))
+            .user_agent(USER_AGENT)
+            // A redirect of this POST is unexpected: report it rather than follow it.
+            .max_redirects(0)
+            .proxy(self.proxy.clone())
+            // Keep an idle connection for every worker of the largest batch (and so for any
+            // client shared by that many threads); unused ones close after 15 s.
+            .max_idle_connections(crate::batch::MAX_CONCURRENCY)
+            .max_idle_connections_per_host(crate::batch::MAX_CONCURRENCY);
+        #[cfg(feature = "rustls")]
+        let config = match trust.and_then(|t| t.roots.clone()) {
+            Some(roots) => config.tls_config(TlsConfig::builder().root_certs(roots).build()),
+            None => config,
+        };
+        #[cfg(not(feature = "rustls"))]
+        let _ = trust;
+        // Both parts keep the timeouts from costing anything per send: see resolver.rs and
+        // transport.rs.
+        Agent::with_parts(
+            config.build(),
+            StableTimeoutConnector::default(),
+            CachingResolver::default(),
+        )
+    }
+
+    /// Reads the trusted roots, then makes the agent.
+    fn load(&self) -> Result<Agent, Error> {
+        let trust = self.trust.as_ref().map(TrustPlan::load).transpose()?;
+        Ok(self.agent(trust.as_ref()))
+    }
+}
+
+/// A client's ureq agent: made by `build`, or, with
+/// [`defer_trust`](ClientBuilder::defer_trust), by the first send that asks for it.
+pub(crate) struct AgentCell {
+    agent: OnceLock<Result<Agent, Error>>,
+    /// Kept only while the agent may still have to be made.
+    recipe: Option<Recipe>,
+}
+
+impl AgentCell {
+    fn ready(agent: Agent) -> Self {
+        AgentCell {
+            agent: OnceLock::from(Ok(agent)),
+            recipe: None,
+        }
+    }
+
+    fn deferred(recipe: Recipe) -> Self {
+        AgentCell {
+            agent: OnceLock::new(),
+            recipe: Some(recipe),
+        }
+    }
+
+    /// The agent, made now if it was deferred (concurrent first sends wait for one another).
+    ///
+    /// # Errors
+    ///
+    /// The trusted certificates could not be read: a `Config` error, the same one at every
+    /// send.
+    pub(crate) fn get(&self) -> Result<&Agent, Error> {
+        self.agent
+            .get_or_init(|| match &self.recipe {
+                Some(recipe) => recipe.load(),
+                None => Err(Error::config("the client has no http agent")),
+            })
+            .as_ref()
+            .map_err(Error::clone)
     }
 }

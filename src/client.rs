@@ -5,7 +5,6 @@ use std::io::Read;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use ureq::Agent;
 use ureq::http::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE};
 use ureq::http::{HeaderName, HeaderValue};
 
@@ -14,7 +13,7 @@ use crate::error::{Error, Violation, human};
 use crate::glue::transport;
 use crate::policy::{self, Class, Policy};
 use crate::request::SendSmsRequest;
-use crate::response::{SendSmsResponse, parse_error_body};
+use crate::response::{SendSmsResponse, SuccessBody, parse_error_body};
 use crate::retry::{self, Ends, Phase, WaitSource};
 use crate::text::Clean;
 
@@ -64,7 +63,8 @@ pub(crate) struct Inner {
     /// Unique per built client (clones share it): a [`PreparedSend`] carries it, so only the
     /// client that prepared it can send it.
     pub(crate) id: u64,
-    pub(crate) agent: Agent,
+    /// Made at the first send when the trust is deferred (see `builder.rs`).
+    pub(crate) agent: crate::builder::AgentCell,
     pub(crate) authorization: HeaderValue,
     /// `{base}/ai/assistants/`, so a send only appends the encoded id and `/chat/sms`.
     pub(crate) endpoint_prefix: String,
@@ -333,7 +333,7 @@ impl Client {
         let mut p = self.prepare_unkeyed(assistant_id, request)?;
         p.idempotency_key = match &request.idempotency_key {
             Some(k) => Some(k.clone()),
-            None if self.inner.auto_idempotency_key => Some(retry::new_idempotency_key()),
+            None if self.inner.auto_idempotency_key => Some(crate::keys::new_idempotency_key()),
             None => None,
         };
         Ok(p)
@@ -496,6 +496,8 @@ impl Client {
         let mut req = self
             .inner
             .agent
+            .get()
+            .map_err(final_failure)?
             .post(p.url.as_str())
             .header(AUTHORIZATION, self.inner.authorization.clone())
             .header(CONTENT_TYPE, JSON)
@@ -543,11 +545,8 @@ impl Client {
                     ));
                 }
             };
-            return match serde_json::from_slice::<SendSmsResponse>(&body) {
-                Ok(mut res) => {
-                    res.request_id = request_id;
-                    Ok(res)
-                }
+            return match serde_json::from_slice::<SuccessBody>(&body) {
+                Ok(reply) => Ok(SendSmsResponse::from_body(reply, request_id)),
                 Err(e) => Err(final_failure(
                     Error::decode(
                         format!("http {code}: the body is not the expected json"),

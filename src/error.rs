@@ -2,6 +2,7 @@
 
 use std::error::Error as StdError;
 use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::response::ParsedErrorBody;
@@ -49,7 +50,7 @@ impl fmt::Display for ErrorKind {
 /// Client-side violations (from [`SendSmsRequest::validate`](crate::SendSmsRequest::validate)
 /// or a send) and the entries of the server's 422 body `{"detail":[{"loc","msg","type"}]}`
 /// share this type, and name fields the same way: `["body", "conversation_metadata", "score"]`.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Violation {
     pub(crate) path: Vec<String>,
     pub(crate) message: String,
@@ -62,6 +63,15 @@ impl Violation {
             path: path.iter().map(|s| (*s).to_owned()).collect(),
             message: message.into(),
             code: code.into(),
+        }
+    }
+
+    /// A violation with nothing in it yet, for the parser of a server's 422 to fill.
+    pub(crate) fn empty() -> Self {
+        Violation {
+            path: Vec::new(),
+            message: String::new(),
+            code: String::new(),
         }
     }
 
@@ -108,7 +118,7 @@ impl fmt::Display for Violation {
 }
 
 /// One entry of the Telnyx error envelope `{"errors":[{"code","title","detail","source":{"pointer"},"meta"}]}`.
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct ApiErrorEntry {
     pub(crate) code: Option<String>,
     pub(crate) title: Option<String>,
@@ -118,6 +128,17 @@ pub struct ApiErrorEntry {
 }
 
 impl ApiErrorEntry {
+    /// An entry with nothing in it yet, for the error body's parser to fill.
+    pub(crate) fn empty() -> Self {
+        ApiErrorEntry {
+            code: None,
+            title: None,
+            detail: None,
+            pointer: None,
+            meta: None,
+        }
+    }
+
     /// Telnyx's error code, such as `"10009"` (a numeric code is given as its digits).
     pub fn code(&self) -> Option<&str> {
         self.code.as_deref()
@@ -176,7 +197,8 @@ impl fmt::Display for ApiErrorEntry {
 
 /// The error of every fallible call in this crate.
 ///
-/// It is one pointer wide; [`kind`](Error::kind) says what category of failure it is, and the
+/// It is one pointer wide and cheap to clone (clones share one allocation, the cause
+/// included); [`kind`](Error::kind) says what category of failure it is, and the
 /// accessors give every detail that applies (`None`/empty where one does not). Its `Display`
 /// is one lowercase line naming what failed; it never contains the API key (nor the message
 /// text or phone numbers). [`source`](std::error::Error::source) returns the underlying cause
@@ -192,12 +214,14 @@ impl fmt::Display for ApiErrorEntry {
 /// assert_eq!(err.to_string(), "invalid request, nothing was sent: body.from: field required");
 /// # Ok::<(), telnyx_assistant_sms::Error>(())
 /// ```
+#[derive(Clone)]
 pub struct Error {
-    inner: Box<Inner>,
+    inner: Arc<Inner>,
 }
 
 pub(crate) type BoxError = Box<dyn StdError + Send + Sync + 'static>;
 
+#[derive(Clone)]
 struct Inner {
     kind: ErrorKind,
     /// Our own words for what failed (without the source's text).
@@ -215,13 +239,14 @@ struct Inner {
     idempotency_key: Option<String>,
     retry_after: Option<Duration>,
     may_have_been_sent: bool,
-    source: Option<BoxError>,
+    /// Shared, so that a clone of the error costs one reference count.
+    source: Option<Arc<dyn StdError + Send + Sync + 'static>>,
 }
 
 impl Error {
     fn new(kind: ErrorKind, what: impl Into<String>) -> Self {
         Error {
-            inner: Box::new(Inner {
+            inner: Arc::new(Inner {
                 kind,
                 what: what.into(),
                 status: None,
@@ -241,20 +266,27 @@ impl Error {
         }
     }
 
+    /// The inner part to change while the error is being put together; a clone made before
+    /// is left as it was.
+    fn inner_mut(&mut self) -> &mut Inner {
+        Arc::make_mut(&mut self.inner)
+    }
+
     pub(crate) fn config(what: impl Into<String>) -> Self {
         Error::new(ErrorKind::Config, what)
     }
 
     pub(crate) fn validation(violations: Vec<Violation>) -> Self {
         let mut e = Error::new(ErrorKind::Validation, String::new());
-        e.inner.violation_count = violations.len();
-        e.inner.violations = violations;
+        let i = e.inner_mut();
+        i.violation_count = violations.len();
+        i.violations = violations;
         e
     }
 
     pub(crate) fn transport(what: impl Into<String>, may_have_been_sent: bool) -> Self {
         let mut e = Error::new(ErrorKind::Transport, what);
-        e.inner.may_have_been_sent = may_have_been_sent;
+        e.inner_mut().may_have_been_sent = may_have_been_sent;
         e
     }
 
@@ -269,15 +301,17 @@ impl Error {
                 human(wait)
             ),
         );
-        e.inner.retry_after = Some(wait);
-        e.inner.idempotency_key = idempotency_key.map(str::to_owned);
+        let i = e.inner_mut();
+        i.retry_after = Some(wait);
+        i.idempotency_key = idempotency_key.map(str::to_owned);
         e
     }
 
     pub(crate) fn decode(what: impl Into<String>, status: u16) -> Self {
         let mut e = Error::new(ErrorKind::Decode, what);
-        e.inner.status = Some(status);
-        e.inner.may_have_been_sent = true;
+        let i = e.inner_mut();
+        i.status = Some(status);
+        i.may_have_been_sent = true;
         e
     }
 
@@ -288,37 +322,38 @@ impl Error {
         what: String,
     ) -> Self {
         let mut e = Error::new(ErrorKind::Api, what);
-        e.inner.status = Some(status);
-        e.inner.body = body;
-        e.inner.api_errors = parsed.api_errors;
-        e.inner.api_error_count = parsed.api_error_count;
-        e.inner.violations = parsed.violations;
-        e.inner.violation_count = parsed.violation_count;
+        let i = e.inner_mut();
+        i.status = Some(status);
+        i.body = body;
+        i.api_errors = parsed.api_errors;
+        i.api_error_count = parsed.api_error_count;
+        i.violations = parsed.violations;
+        i.violation_count = parsed.violation_count;
         e
     }
 
     pub(crate) fn with_source(mut self, source: impl Into<BoxError>) -> Self {
-        self.inner.source = Some(source.into());
+        self.inner_mut().source = Some(Arc::from(source.into()));
         self
     }
 
     pub(crate) fn with_body(mut self, body: String) -> Self {
-        self.inner.body = Some(body);
+        self.inner_mut().body = Some(body);
         self
     }
 
     pub(crate) fn with_request_id(mut self, id: Option<String>) -> Self {
-        self.inner.request_id = id;
+        self.inner_mut().request_id = id;
         self
     }
 
     pub(crate) fn with_retry_after(mut self, wait: Option<Duration>) -> Self {
-        self.inner.retry_after = wait;
+        self.inner_mut().retry_after = wait;
         self
     }
 
     pub(crate) fn set_may_have_been_sent(&mut self, yes: bool) {
-        self.inner.may_have_been_sent = yes;
+        self.inner_mut().may_have_been_sent = yes;
     }
 
     /// Records how the send ended: attempts made, the key used, and whether any attempt may
@@ -330,10 +365,15 @@ impl Error {
         any_maybe_sent: bool,
         elapsed: Duration,
     ) -> Self {
-        self.inner.attempts = attempts;
-        self.inner.idempotency_key = idempotency_key.map(str::to_owned);
-        self.inner.may_have_been_sent |= any_maybe_sent;
-        self.inner.elapsed = elapsed;
+        let i = self.inner_mut();
+        // A configuration problem found at a send (a deferred trust that cannot be read)
+        // stopped it before any attempt.
+        if i.kind != ErrorKind::Config {
+            i.attempts = attempts;
+        }
+        i.idempotency_key = idempotency_key.map(str::to_owned);
+        i.may_have_been_sent |= any_maybe_sent;
+        i.elapsed = elapsed;
         self
     }
 
@@ -462,17 +502,23 @@ impl fmt::Display for Error {
         if let Some(id) = &i.request_id {
             write!(f, " (request id {})", Clean(id, 80))?;
         }
-        match i.kind {
-            ErrorKind::Transport if !i.may_have_been_sent => {
-                f.write_str("; the sms was not sent")?
-            }
+        // What the attempts came to, after the last answer's words and request id:
+        // "; after 3 attempts, the sms may have been sent". (A refusal's single answer needs
+        // no "was not sent": its status says so.)
+        let retried = i.attempts > 1;
+        let sent = match i.kind {
             ErrorKind::Transport | ErrorKind::Api if i.may_have_been_sent => {
-                f.write_str("; the sms may have been sent")?
+                Some("the sms may have been sent")
             }
-            _ => {}
-        }
-        if i.attempts > 1 {
-            write!(f, " after {} attempts", i.attempts)?;
+            ErrorKind::Transport => Some("the sms was not sent"),
+            ErrorKind::Api if retried => Some("the sms was not sent"),
+            _ => None,
+        };
+        match (retried, sent) {
+            (true, Some(sent)) => write!(f, "; after {} attempts, {sent}", i.attempts)?,
+            (true, None) => write!(f, "; after {} attempts", i.attempts)?,
+            (false, Some(sent)) => write!(f, "; {sent}")?,
+            (false, None) => {}
         }
         if let Some(wait) = i.retry_after {
             write!(f, "; the server asked to retry after {}", human(wait))?;

@@ -42,8 +42,8 @@
 //! |---|---|---|
 //! | [`api_key`](ClientBuilder::api_key) | `TELNYX_API_KEY` | none: required |
 //! | [`base_url`](ClientBuilder::base_url) | `TELNYX_BASE_URL` | `https://api.telnyx.com/v2` |
-//! | [`timeout`](ClientBuilder::timeout): one whole attempt, connect to last byte | | 60 s |
-//! | [`connect_timeout`](ClientBuilder::connect_timeout): TCP + proxy + TLS handshake | | 5 s |
+//! | [`timeout`](ClientBuilder::timeout): one whole attempt, connect to last byte (at most 24 h) | | 60 s |
+//! | [`connect_timeout`](ClientBuilder::connect_timeout): TCP + proxy + TLS handshake (at most 24 h) | | 5 s |
 //! | [`max_retries`](ClientBuilder::max_retries) (`0` disables) | | 2 |
 //! | [`auto_idempotency_key`](ClientBuilder::auto_idempotency_key) | | `true` |
 //! | [`retry_in_doubt`](ClientBuilder::retry_in_doubt) | | `false` |
@@ -51,13 +51,22 @@
 //! | [`proxy`](ClientBuilder::proxy) / [`no_proxy`](ClientBuilder::no_proxy) | `HTTPS_PROXY`, `ALL_PROXY`, `NO_PROXY` | from the environment |
 //! | [`root_certificates_pem`](ClientBuilder::root_certificates_pem) | `SSL_CERT_FILE`, `SSL_CERT_DIR` | Mozilla's roots, compiled in |
 //! | `platform_roots()` (feature `platform-verifier`) | | off |
+//! | [`defer_trust`](ClientBuilder::defer_trust): read the certificates at the first send | | `false` (at `build`) |
 //! | [`retry_backoff`](ClientBuilder::retry_backoff) | | 0.5 s doubling to 8 s |
 //!
-//! The environment variables are read only by [`Client::from_env`], [`ClientBuilder::from_env`]
-//! and [`send_sms`] (proxies: by every builder, as curl reads them). The base URL must be
-//! `https`, or `http` to a loopback host, so the key never travels in clear text to another
-//! machine. Response bodies are read up to 1 MiB ([`MAX_BODY_BYTES`]); redirects are not
-//! followed.
+//! `TELNYX_API_KEY` and `TELNYX_BASE_URL` are read only by [`Client::from_env`],
+//! [`ClientBuilder::from_env`] and [`send_sms`]. Every builder, [`Client::new`] and
+//! [`Client::builder`] included, reads the proxy variables (as curl does) and `SSL_CERT_FILE` /
+//! `SSL_CERT_DIR` (as OpenSSL does) for an `https` base URL, unless
+//! [`no_proxy`](ClientBuilder::no_proxy) / [`proxy`](ClientBuilder::proxy) or
+//! [`root_certificates_pem`](ClientBuilder::root_certificates_pem) override them.
+//!
+//! The base URL must be `https`, or `http` to a loopback host, so the key never travels in
+//! clear text to another machine, and it must carry the version path (`/v2`) unless its host
+//! is loopback (see [`base_url`](ClientBuilder::base_url)). The API key must pass
+//! [`check_api_key`] (not empty, no `Bearer ` prefix, no `=` as in a `.env` line, no
+//! whitespace), which a program that reads keys from its own source can call itself. Response
+//! bodies are read up to 1 MiB ([`MAX_BODY_BYTES`]); redirects are not followed.
 //!
 //! # Validation
 //!
@@ -99,11 +108,11 @@
 //! | before a byte of the request was written; `408`, `429`, a `503` with a wait | no | retried | retried | retried |
 //! | no (readable) answer after it was written; `502`, `504`, a bare `503`, `409` | yes | not retried | retried under the same key | retried |
 //! | `500` and other `5xx` | yes | not retried | not retried | retried |
-//! | certificate and protocol failures, other `4xx` | no | never | never | never |
+//! | certificate failures, a port that does not speak TLS, other `4xx` | no | never | never | never |
 //! | `3xx`, a `2xx` whose body cannot be read | yes | never | never | never |
 //!
 //! Every send carries an `Idempotency-Key` (yours, or 128 random bits from the operating
-//! system), the same on each retry. `retry_in_doubt` is safe against a server that honours
+//! system, as 32 lowercase hex digits), the same on each retry. `retry_in_doubt` is safe against a server that honours
 //! keys as documented; against one that ignores them each such retry may text the person
 //! again, as every retry under `retry_ambiguous` may. Waits: backoff from 0.5 s doubling to
 //! 8 s with jitter, or the server's `retry-after-ms` / `Retry-After` up to 60 s (a longer one
@@ -152,6 +161,8 @@ mod builder;
 mod client;
 mod error;
 mod glue;
+mod http_date;
+mod keys;
 mod policy;
 mod proxy;
 mod request;
@@ -169,6 +180,7 @@ use std::sync::OnceLock;
 #[doc = include_str!("../README.md")]
 pub struct ReadmeDoctests;
 
+pub use api_key::check_api_key;
 pub use batch::{
     BatchCheck, BatchOptions, BatchOutcome, BatchResult, BatchSummary, MAX_CONCURRENCY,
 };
@@ -231,6 +243,13 @@ pub mod __bench {
         let p = crate::response::parse_error_body(body);
         (p.api_errors, p.violations)
     }
+
+    /// Parses a 2xx body the way a send does, into its conversation id.
+    pub fn parse_success_body(body: &str) -> Option<Option<String>> {
+        serde_json::from_str::<crate::response::SuccessBody>(body)
+            .ok()
+            .map(|b| b.conversation_id)
+    }
 }
 
 #[cfg(test)]
@@ -243,6 +262,7 @@ mod assertions {
     const _: () = send_sync_clone::<ClientBuilder>();
     const _: () = send_sync_clone::<SendSmsRequest>();
     const _: () = send_sync_static::<Error>();
+    const _: () = send_sync_clone::<Error>();
 
     #[test]
     fn error_is_one_pointer_wide() {

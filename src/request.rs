@@ -51,8 +51,14 @@ pub struct SendSmsRequest {
     /// as `None`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub text: Option<String>,
-    /// Conversation metadata; omitted from the body when empty.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    /// Conversation metadata; omitted from the body when empty. In JSON read by serde, a key
+    /// given twice is an error naming it (as a field given twice is), never a silent "last
+    /// one wins".
+    #[serde(
+        default,
+        skip_serializing_if = "BTreeMap::is_empty",
+        deserialize_with = "unique_keys"
+    )]
     pub conversation_metadata: BTreeMap<String, MetadataValue>,
     /// Whether the server creates a new conversation first; omitted when `None`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -62,6 +68,35 @@ pub struct SendSmsRequest {
     /// kept as JSON keeps its key.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub idempotency_key: Option<String>,
+}
+
+/// `conversation_metadata` from JSON, refusing a key that appears twice: serde's own map
+/// keeps the last value silently, so `{"a":"1","a":"2"}` would send `"a":"2"`.
+fn unique_keys<'de, D: Deserializer<'de>>(
+    d: D,
+) -> Result<BTreeMap<String, MetadataValue>, D::Error> {
+    struct V;
+    impl<'de> Visitor<'de> for V {
+        type Value = BTreeMap<String, MetadataValue>;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("an object of metadata values")
+        }
+        fn visit_map<A: de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+            let mut out = BTreeMap::new();
+            while let Some(key) = map.next_key::<String>()? {
+                let value = map.next_value::<MetadataValue>()?;
+                if out.contains_key(&key) {
+                    return Err(de::Error::custom(format_args!(
+                        "duplicate metadata key `{}` in conversation_metadata",
+                        crate::text::Clean(&key, 100)
+                    )));
+                }
+                out.insert(key, value);
+            }
+            Ok(out)
+        }
+    }
+    d.deserialize_map(V)
 }
 
 /// The HTTP body: the request's fields without the idempotency key, which is a header.
@@ -81,6 +116,7 @@ impl SendSmsRequest {
     /// A request from the messaging number `from` (one of your Telnyx numbers) to `to`.
     ///
     /// Nothing is checked here; [`validate`](Self::validate) and every send check it.
+    #[must_use]
     pub fn new(from: impl Into<String>, to: impl Into<String>) -> Self {
         SendSmsRequest {
             from: from.into(),
@@ -93,12 +129,14 @@ impl SendSmsRequest {
     }
 
     /// Sets the sender number.
+    #[must_use]
     pub fn from(mut self, from: impl Into<String>) -> Self {
         self.from = from.into();
         self
     }
 
     /// Sets the recipient number.
+    #[must_use]
     pub fn to(mut self, to: impl Into<String>) -> Self {
         self.to = to.into();
         self
@@ -108,6 +146,7 @@ impl SendSmsRequest {
     /// message of a conversation) or generate the text itself.
     ///
     /// Defaults to unset (omitted from the body).
+    #[must_use]
     pub fn text(mut self, text: impl Into<String>) -> Self {
         self.text = Some(text.into());
         self
@@ -117,6 +156,7 @@ impl SendSmsRequest {
     ///
     /// Values are strings, integers or booleans; anything else does not compile (there is no
     /// `From<f64>` for [`MetadataValue`]). Defaults to no metadata (omitted from the body).
+    #[must_use]
     pub fn metadata(mut self, key: impl Into<String>, value: impl Into<MetadataValue>) -> Self {
         self.conversation_metadata.insert(key.into(), value.into());
         self
@@ -157,6 +197,7 @@ impl SendSmsRequest {
     /// Replaces all conversation metadata at once.
     ///
     /// Defaults to no metadata (omitted from the body).
+    #[must_use]
     pub fn conversation_metadata(mut self, metadata: BTreeMap<String, MetadataValue>) -> Self {
         self.conversation_metadata = metadata;
         self
@@ -165,6 +206,7 @@ impl SendSmsRequest {
     /// Whether the server should create a new conversation (with the metadata) first.
     ///
     /// Defaults to unset (omitted from the body; the server's default applies).
+    #[must_use]
     pub fn should_create_conversation(mut self, create: bool) -> Self {
         self.should_create_conversation = Some(create);
         self
@@ -178,6 +220,7 @@ impl SendSmsRequest {
     ///
     /// Defaults to unset: the client then generates a fresh random key for each send (see
     /// [`ClientBuilder::auto_idempotency_key`](crate::ClientBuilder::auto_idempotency_key)).
+    #[must_use]
     pub fn idempotency_key(mut self, key: impl Into<String>) -> Self {
         self.idempotency_key = Some(key.into());
         self
@@ -304,7 +347,11 @@ pub(crate) fn idempotency_key_problem(key: &str) -> Option<&'static str> {
 /// assert_eq!(MetadataValue::from(true), MetadataValue::Boolean(true));
 /// assert!(MetadataValue::try_from(serde_json::json!(1.5)).is_err());
 /// ```
+///
+/// New kinds may be added in a minor release (should the API accept them), so a `match` on it
+/// needs a `_` arm.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum MetadataValue {
     /// A JSON string.
     String(String),

@@ -1,11 +1,10 @@
 //! When a failed attempt may be sent again, how long to wait, and the idempotency keys that
 //! make a retry safe.
 
-use std::collections::hash_map::RandomState;
-use std::hash::{BuildHasher, Hasher};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use crate::http_date::parse_http_date;
+use crate::keys::random_u64;
 use crate::policy::Class;
 
 /// Longest server-requested wait that is slept through; a longer one ends the send at once.
@@ -259,111 +258,9 @@ pub(crate) fn backoff(retry: u32, start: Duration, max: Duration) -> Duration {
     base.mul_f64(jitter)
 }
 
-/// A source of random bits without a randomness crate: SipHash keyed by std's `RandomState`,
-/// whose 128-bit keys come from the operating system's generator, already fed a process-wide
-/// counter (so no two calls in a process hash the same input).
-fn random_hasher() -> impl Hasher {
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let mut h = RandomState::new().build_hasher();
-    h.write_u64(COUNTER.fetch_add(1, Ordering::Relaxed));
-    // A forked child starts with its parent's `RandomState` keys and counter: its process id
-    // keeps the two from making the same keys.
-    h.write_u32(std::process::id());
-    h
-}
-
-fn random_u64() -> u64 {
-    random_hasher().finish()
-}
-
-/// A fresh idempotency key: 128 random bits as 32 lowercase hex digits (within the server's
-/// `[A-Za-z0-9_-]{1,255}`). Both halves come from one keyed hasher, the second after one more
-/// input.
-pub(crate) fn new_idempotency_key() -> String {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    let mut h = random_hasher();
-    let high = h.finish();
-    h.write_u8(0xA5);
-    let low = h.finish();
-    let mut key = String::with_capacity(32);
-    for word in [high, low] {
-        for shift in (0..64).step_by(4).rev() {
-            key.push(HEX[((word >> shift) & 15) as usize] as char);
-        }
-    }
-    key
-}
-
-/// Parses an IMF-fixdate (`Sun, 06 Nov 1994 08:49:37 GMT`), the form RFC 9110 requires
-/// senders to use, into seconds since the Unix epoch.
-fn parse_http_date(s: &str) -> Option<u64> {
-    let rest = s.split_once(", ")?.1;
-    let mut it = rest.split(' ');
-    let day: u64 = it.next()?.parse().ok()?;
-    let month = match it.next()? {
-        "Jan" => 1,
-        "Feb" => 2,
-        "Mar" => 3,
-        "Apr" => 4,
-        "May" => 5,
-        "Jun" => 6,
-        "Jul" => 7,
-        "Aug" => 8,
-        "Sep" => 9,
-        "Oct" => 10,
-        "Nov" => 11,
-        "Dec" => 12,
-        _ => return None,
-    };
-    let year: i64 = it.next()?.parse().ok()?;
-    // Four digits, as IMF-fixdate has; anything else is no date (and cannot overflow).
-    if !(1970..=9999).contains(&year) {
-        return None;
-    }
-    let mut hms = it.next()?.split(':').map(|p| p.parse::<u64>().ok());
-    let (h, m, sec) = (hms.next()??, hms.next()??, hms.next()??);
-    if it.next()? != "GMT" || !(1..=31).contains(&day) || h > 23 || m > 59 || sec > 60 {
-        return None;
-    }
-    // Days from civil (Howard Hinnant's algorithm).
-    let y = if month <= 2 { year - 1 } else { year };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (month + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + day as i64 - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    u64::try_from(days * 86_400 + (h * 3600 + m * 60 + sec) as i64).ok()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn http_dates() {
-        assert_eq!(
-            parse_http_date("Sun, 06 Nov 1994 08:49:37 GMT"),
-            Some(784_111_777)
-        );
-        assert_eq!(parse_http_date("Thu, 01 Jan 1970 00:00:00 GMT"), Some(0));
-        assert_eq!(
-            parse_http_date("Tue, 29 Feb 2028 12:00:00 GMT"),
-            Some(1_835_438_400)
-        );
-        assert_eq!(parse_http_date("Sun, 06 Nov 1994 08:49:37 PST"), None);
-        assert_eq!(parse_http_date("yesterday"), None);
-        // A hostile year neither panics nor wraps.
-        assert_eq!(
-            parse_http_date("Sun, 06 Nov 99999999999999 08:49:37 GMT"),
-            None
-        );
-        assert_eq!(parse_http_date("Sun, 06 Nov -5 08:49:37 GMT"), None);
-        assert_eq!(
-            parse_http_date("Fri, 31 Dec 9999 23:59:59 GMT"),
-            Some(253_402_300_799)
-        );
-    }
 
     #[test]
     fn server_wait_prefers_ms_and_reads_dates() {
@@ -432,17 +329,6 @@ mod tests {
         assert!(backoff(u32::MAX, BACKOFF_START, BACKOFF_MAX) <= BACKOFF_MAX);
         let short = backoff(3, Duration::from_millis(10), Duration::from_millis(50));
         assert!(short <= Duration::from_millis(50) && short > Duration::from_millis(37));
-    }
-
-    #[test]
-    fn keys_are_fresh_and_well_formed() {
-        let keys: std::collections::HashSet<String> =
-            (0..10_000).map(|_| new_idempotency_key()).collect();
-        assert_eq!(keys.len(), 10_000);
-        for k in keys.iter().take(50) {
-            assert_eq!(k.len(), 32);
-            assert!(crate::request::idempotency_key_problem(k).is_none());
-        }
     }
 
     const ENDS: Ends<'static> = Ends {

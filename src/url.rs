@@ -28,6 +28,9 @@ pub(crate) fn authority(uri: &Uri) -> String {
 
 /// Checks a base URL; returns it without trailing slashes, and parsed. `name` is what the
 /// messages call it (`base url`, or the environment variable it came from).
+///
+/// The rules: absolute; `https`, or `http` to a loopback host; no credentials, query or
+/// fragment; and a path (`/v2`) unless the host is loopback.
 pub(crate) fn check_base_url(raw: &str, name: &str) -> Result<(String, Uri), Error> {
     let bad = |why: &str| Error::config(format!("the {name} {why}"));
     let trimmed = raw.trim().trim_end_matches('/');
@@ -61,6 +64,13 @@ pub(crate) fn check_base_url(raw: &str, name: &str) -> Result<(String, Uri), Err
             }
         }
         other => return Err(bad(&format!("has scheme `{other}`; use https"))),
+    }
+    // The API lives under a version path: to the bare host every call would 404. A loopback
+    // stand-in (a mock made from the OpenAPI file, say) may serve it at its root.
+    if matches!(uri.path(), "" | "/") && !is_loopback(authority.host()) {
+        return Err(bad(&format!(
+            "has no version path, so every call would answer 404: use {trimmed}/v2"
+        )));
     }
     Ok((trimmed.to_owned(), uri))
 }
@@ -180,11 +190,11 @@ fn percent_decode(s: &str) -> Result<String, &'static str> {
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
     while i < bytes.len() {
-        let escaped = (bytes[i] == b'%')
-            .then(|| bytes.get(i + 1..i + 3))
-            .flatten()
-            .and_then(|h| std::str::from_utf8(h).ok())
-            .and_then(|h| u8::from_str_radix(h, 16).ok());
+        // Exactly two hex digits: `u8::from_str_radix` alone would also take a sign (`%+f`).
+        let escaped = match (bytes[i], bytes.get(i + 1..i + 3)) {
+            (b'%', Some(&[hi, lo])) => hex_value(hi).zip(hex_value(lo)).map(|(h, l)| h << 4 | l),
+            _ => None,
+        };
         match escaped {
             Some(b) => {
                 out.push(b);
@@ -197,6 +207,10 @@ fn percent_decode(s: &str) -> Result<String, &'static str> {
         }
     }
     String::from_utf8(out).map_err(|_| "has credentials that are not valid UTF-8")
+}
+
+fn hex_value(b: u8) -> Option<u8> {
+    char::from(b).to_digit(16).map(|d| d as u8)
 }
 
 /// A URL with any credentials replaced by `***`, for messages and `Debug`. Uses the proxy
@@ -276,6 +290,11 @@ mod tests {
         assert_eq!(p.password.as_deref(), Some("100%"));
         let p = ProxyUrl::parse("http://user:a%zzb%4@h:1").unwrap();
         assert_eq!(p.password.as_deref(), Some("a%zzb%4"));
+        // A sign is not a hex digit: `%+f` and `%-0` are not escapes.
+        let p = ProxyUrl::parse("http://user:a%+fb%-0@h:1").unwrap();
+        assert_eq!(p.password.as_deref(), Some("a%+fb%-0"));
+        let p = ProxyUrl::parse("http://user:%41%7e%7E@h:1").unwrap();
+        assert_eq!(p.password.as_deref(), Some("A~~"));
         // `://` inside the credentials of a URL without a scheme is no scheme.
         let p = ProxyUrl::parse("user:pa://ss@127.0.0.1:1").unwrap();
         assert_eq!(p.scheme, "http");

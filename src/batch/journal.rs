@@ -122,7 +122,7 @@ impl Entry {
             conversation_id: conversation_id.clone(),
             request_id: request_id.clone(),
             attempts: *attempts,
-            ..SendSmsResponse::default()
+            elapsed: std::time::Duration::ZERO,
         })
     }
 
@@ -234,7 +234,8 @@ impl Journal {
                 journal.salt = h.salt;
             }
             None => {
-                journal.salt = crate::retry::new_idempotency_key();
+                // 128 bits from the operating system's generator.
+                journal.salt = crate::batch::sha256::hex(&crate::keys::random_bytes::<16>());
                 let header = Header {
                     journal: FORMAT,
                     assistant_id: assistant_id.to_owned(),

@@ -11,6 +11,7 @@ mod batch;
 #[cfg(feature = "cli")]
 mod cli;
 mod config;
+mod defects16;
 mod diagnostics;
 mod env;
 mod errors;

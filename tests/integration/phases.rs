@@ -73,7 +73,7 @@ fn headers_too_large_may_have_been_sent_and_are_retried_only_in_doubt_under_a_ke
     assert_eq!(count.load(Ordering::SeqCst), 3);
     assert_eq!(
         err.to_string(),
-        "transport error: the answer's headers were too large; the sms may have been sent after 3 attempts"
+        "transport error: the answer's headers were too large; after 3 attempts, the sms may have been sent"
     );
 
     // Without a key the same answer is not retried: the server had the request.
@@ -187,7 +187,7 @@ fn a_refused_direct_connection_names_the_host_and_port_and_is_retried() {
         err.to_string(),
         format!(
             "transport error: could not connect to {port}: the connection was refused; \
-             the sms was not sent after 3 attempts"
+             after 3 attempts, the sms was not sent"
         )
     );
 }
@@ -208,7 +208,7 @@ fn an_unreachable_proxy_is_retried_and_named() {
         err.to_string(),
         format!(
             "transport error: could not reach the proxy {proxy}: the connection was refused; \
-             the sms was not sent after 3 attempts"
+             after 3 attempts, the sms was not sent"
         )
     );
 }

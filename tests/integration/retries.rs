@@ -85,7 +85,11 @@ fn unavailable_with_a_wait_three_times_gives_up_after_three_attempts() {
     let k = keys(&server);
     assert!(k.iter().all(|x| x == &k[0] && x.len() == 32));
     assert_eq!(err.idempotency_key(), Some(k[0].as_str()));
-    assert!(err.to_string().contains(" after 3 attempts"), "{err}");
+    assert!(
+        err.to_string()
+            .contains("; after 3 attempts, the sms was not sent"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -458,7 +462,7 @@ fn a_failed_tls_handshake_was_not_sent_and_is_retried_even_without_a_key() {
         err.to_string(),
         format!(
             "transport error: could not connect to {addr}: the connection closed while it was being \
-             opened; the sms was not sent after 3 attempts"
+             opened; after 3 attempts, the sms was not sent"
         )
     );
 }

@@ -585,3 +585,147 @@ fn child_ssl_cert_dir_empty() {
         }
     }
 }
+
+/// `pem` with its base64 on one line: the same certificate, written differently.
+fn unwrapped(pem: &str) -> String {
+    let body: String = pem
+        .lines()
+        .filter(|l| !l.starts_with("-----"))
+        .collect::<Vec<_>>()
+        .concat();
+    format!("-----BEGIN CERTIFICATE-----\n{body}\n-----END CERTIFICATE-----\n")
+}
+
+#[cfg(unix)]
+#[test]
+fn each_root_is_trusted_once_however_often_the_variables_name_it() {
+    // A system directory's layout: `NAME.pem`, a `HASH.0` link to it, and the bundle of all
+    // of them, which SSL_CERT_FILE names too; here also a copy with other line breaks.
+    let tls = tls_server(TlsConfig::new(), vec![Step::ok()]);
+    let dir = std::env::temp_dir().join(format!("telnyx-sms-test-dups-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("test-ca.pem"), ca_pem()).unwrap();
+    std::os::unix::fs::symlink("test-ca.pem", dir.join("0a1b2c3d.0")).unwrap();
+    let bundle = dir.join("ca-certificates.crt");
+    std::fs::write(&bundle, ca_pem()).unwrap();
+    std::fs::write(dir.join("rewrapped.crt"), unwrapped(ca_pem())).unwrap();
+    let out = run_child(
+        "tls::child_sends_with_the_environments_roots",
+        &[
+            ("SSL_CERT_FILE", bundle.to_str().unwrap()),
+            ("SSL_CERT_DIR", dir.to_str().unwrap()),
+            ("TEST_BASE_URL", &tls.base_url()),
+        ],
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+    // The link and the copy are duplicates; the bundle (the same file as SSL_CERT_FILE) and
+    // `test-ca.pem` (read through its link) are not even read again.
+    assert!(
+        out.contains(&format!(
+            "sent with 1 certificate from SSL_CERT_FILE={} and SSL_CERT_DIR={}, 2 duplicates \
+             skipped",
+            bundle.display(),
+            dir.display()
+        )),
+        "{out}"
+    );
+    assert_eq!(tls.request_count(), 1);
+}
+
+#[test]
+fn a_bundle_that_repeats_a_certificate_counts_it_once() {
+    let two = format!(
+        "{}{}{}",
+        ca_pem(),
+        unwrapped(ca_pem()),
+        pki().leaf(Leaf::Good).pem
+    );
+    let client = trusting("https://127.0.0.1:9/v2")
+        .root_certificates_pem(two)
+        .build()
+        .unwrap();
+    assert!(
+        format!("{client:?}")
+            .contains("trust: \"2 certificates from root_certificates_pem, 1 duplicate skipped\""),
+        "{client:?}"
+    );
+}
+
+#[test]
+fn deferred_trust_is_read_at_the_first_send_only() {
+    let tls = tls_server(TlsConfig::new(), vec![Step::ok()]);
+    let out = run_child(
+        "tls::child_deferred_trust",
+        &[
+            ("SSL_CERT_FILE", "/nonexistent/ca.pem"),
+            ("TEST_BASE_URL", &tls.base_url()),
+        ],
+    );
+    assert!(out.contains("deferred"), "{out}");
+    // Nothing reached the server: the send stopped before connecting.
+    assert_eq!((tls.connections(), tls.request_count()), (0, 0));
+
+    // Deferred trust that is good sends as usual.
+    let ca = CaFile::new();
+    let out = run_child(
+        "tls::child_sends_with_deferred_trust",
+        &[
+            ("SSL_CERT_FILE", ca.path().to_str().unwrap()),
+            ("TEST_BASE_URL", &tls.base_url()),
+        ],
+    );
+    assert!(out.contains("sent"), "{out}");
+    assert_eq!(tls.request_count(), 1);
+}
+
+#[test]
+fn child_deferred_trust() {
+    if !is_child("tls::child_deferred_trust") {
+        return;
+    }
+    let base = std::env::var("TEST_BASE_URL").unwrap();
+    let client = crate::builder(&base)
+        .max_retries(3)
+        .defer_trust(true)
+        .build()
+        .unwrap();
+    assert!(
+        format!("{client:?}")
+            .contains("trust: \"SSL_CERT_FILE=/nonexistent/ca.pem, read at the first send\""),
+        "{client:?}"
+    );
+    // A dry run needs no certificates.
+    let prepared = client.prepare("asst-1", &req()).unwrap();
+    // A send does: the same error build() gives without defer_trust, with nothing sent.
+    let eager = crate::builder(&base).build().unwrap_err().to_string();
+    for _ in 0..2 {
+        let err = client.send_prepared(&prepared).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Config);
+        assert_eq!(err.to_string(), eager);
+        assert_eq!(err.attempts(), 0);
+        assert!(!err.may_have_been_sent());
+    }
+    // An http base URL needs none, deferred or not.
+    let clear = crate::builder("http://127.0.0.1:9/v2")
+        .defer_trust(true)
+        .build()
+        .unwrap();
+    assert!(format!("{clear:?}").contains("none needed"), "{clear:?}");
+    println!("deferred");
+}
+
+#[test]
+fn child_sends_with_deferred_trust() {
+    if !is_child("tls::child_sends_with_deferred_trust") {
+        return;
+    }
+    let base = std::env::var("TEST_BASE_URL").unwrap();
+    let client = crate::builder(&base).defer_trust(true).build().unwrap();
+    let clone = client.clone();
+    let res = std::thread::spawn(move || clone.send_sms("asst-1", &req()))
+        .join()
+        .unwrap()
+        .unwrap();
+    assert_eq!(res.attempts, 1);
+    println!("sent");
+}
