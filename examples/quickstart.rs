@@ -7,10 +7,15 @@
 //! To send for real, give a key and the assistant id and numbers:
 //!
 //! ```sh
-//! TELNYX_API_KEY=KEY... cargo run --example quickstart -- ASSISTANT_ID +15550001111 +15550002222 "Hello"
+//! TELNYX_API_KEY=KEY... cargo run -p quickstart -- ASSISTANT_ID +15550001111 +15550002222 "Hello"
 //! ```
 //!
 //! (or set `TELNYX_ASSISTANT_ID`, `TELNYX_FROM`, `TELNYX_TO` and optionally `TELNYX_TEXT`).
+//!
+//! `cargo run -p quickstart` runs it as the small package in `examples/quickstart/`, which
+//! builds only the crate and what it needs; `cargo run --example quickstart` runs the same
+//! file as the crate's example, which also builds the test dependencies (and works from the
+//! published package, which holds no `examples/quickstart/`).
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;

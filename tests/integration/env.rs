@@ -35,6 +35,7 @@ fn free_function_uses_the_environment_and_one_connection() {
 }
 
 #[test]
+#[ignore = "a helper: its parent test runs it in a child process"]
 fn child_free_function_sends_twenty() {
     if !is_child("env::child_free_function_sends_twenty") {
         return;
@@ -54,6 +55,7 @@ fn free_function_without_a_key_is_an_error_not_a_panic() {
 }
 
 #[test]
+#[ignore = "a helper: its parent test runs it in a child process"]
 fn child_free_function_without_key() {
     if !is_child("env::child_free_function_without_key") {
         return;
@@ -87,6 +89,7 @@ fn bad_base_url_in_the_environment_is_named() {
 }
 
 #[test]
+#[ignore = "a helper: its parent test runs it in a child process"]
 fn child_bad_base_url() {
     if !is_child("env::child_bad_base_url") {
         return;
@@ -145,6 +148,7 @@ fn https_proxy_from_the_environment_is_used_and_no_proxy_is_honoured() {
 }
 
 #[test]
+#[ignore = "a helper: its parent test runs it in a child process"]
 fn child_send_fails_once() {
     if !is_child("env::child_send_fails_once") {
         return;
@@ -180,6 +184,7 @@ fn loopback_http_never_goes_through_an_environment_proxy() {
 }
 
 #[test]
+#[ignore = "a helper: its parent test runs it in a child process"]
 fn child_sends_once() {
     if !is_child("env::child_sends_once") {
         return;
@@ -205,6 +210,7 @@ fn an_unreadable_variable_that_a_setter_overrides_is_no_error() {
 }
 
 #[test]
+#[ignore = "a helper: its parent test runs it in a child process"]
 fn child_non_unicode_base_url_overridden() {
     if !is_child("env::child_non_unicode_base_url_overridden") {
         return;
@@ -248,6 +254,7 @@ fn a_non_unicode_proxy_variable_is_an_error_not_a_bypass() {
 }
 
 #[test]
+#[ignore = "a helper: its parent test runs it in a child process"]
 fn child_non_unicode_proxy() {
     if !is_child("env::child_non_unicode_proxy") {
         return;
@@ -273,6 +280,7 @@ fn a_forked_child_makes_other_keys_than_its_parent() {
 }
 
 #[test]
+#[ignore = "a helper: its parent test runs it in a child process"]
 fn child_forks_and_compares_keys() {
     if !is_child("env::child_forks_and_compares_keys") {
         return;

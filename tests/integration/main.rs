@@ -70,9 +70,10 @@ pub fn client(server: &mockito::Server) -> Client {
 
 const CHILD: &str = "TELNYX_TEST_CHILD";
 
-/// Runs the test `path` (such as `env::child_x`) alone in a child process of this same test
-/// binary, with the proxy and `TELNYX_` variables removed and `vars` set; asserts that it ran
-/// and passed, and returns its output. For tests that need the process to themselves: the
+/// Runs the helper `path` (such as `env::child_x`, an `#[ignore]`d test that returns at once
+/// unless [`is_child`] says it is the one asked for) alone in a child process of this same
+/// test binary, with the proxy and `TELNYX_` variables removed and `vars` set; asserts that it
+/// ran and passed, and returns its output. For tests that need the process to themselves: the
 /// environment, or steady memory and file-descriptor counts.
 pub fn run_child(path: &str, vars: &[(&str, &str)]) -> String {
     let vars: Vec<(&str, &std::ffi::OsStr)> = vars.iter().map(|(k, v)| (*k, v.as_ref())).collect();
@@ -82,7 +83,14 @@ pub fn run_child(path: &str, vars: &[(&str, &str)]) -> String {
 /// [`run_child`] with variables that need not be unicode.
 pub fn run_child_os(path: &str, vars: &[(&str, &std::ffi::OsStr)]) -> String {
     let mut cmd = Command::new(std::env::current_exe().unwrap());
-    cmd.args(["--exact", path, "--nocapture", "--test-threads=1"]);
+    // The helpers are `#[ignore]`d, so that they do not count as tests of their own.
+    cmd.args([
+        "--exact",
+        path,
+        "--ignored",
+        "--nocapture",
+        "--test-threads=1",
+    ]);
     for v in support::SCRUBBED_ENV {
         cmd.env_remove(v);
     }

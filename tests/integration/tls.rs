@@ -146,6 +146,7 @@ fn ssl_cert_file_and_ssl_cert_dir_are_trusted() {
 }
 
 #[test]
+#[ignore = "a helper: its parent test runs it in a child process"]
 fn child_sends_with_the_environments_roots() {
     if !is_child("tls::child_sends_with_the_environments_roots") {
         return;
@@ -211,6 +212,7 @@ fn unusable_trust_settings_are_config_errors_naming_their_source() {
 }
 
 #[test]
+#[ignore = "a helper: its parent test runs it in a child process"]
 fn child_bad_ssl_cert_file() {
     if !is_child("tls::child_bad_ssl_cert_file") {
         return;
@@ -491,6 +493,7 @@ fn special_files_in_the_trust_variables_neither_hang_nor_flood() {
 }
 
 #[test]
+#[ignore = "a helper: its parent test runs it in a child process"]
 fn child_ssl_cert_file_not_regular() {
     if !is_child("tls::child_ssl_cert_file_not_regular") {
         return;
@@ -570,6 +573,7 @@ fn ssl_cert_dir_is_read_as_openssl_reads_it() {
 }
 
 #[test]
+#[ignore = "a helper: its parent test runs it in a child process"]
 fn child_ssl_cert_dir_empty() {
     if !is_child("tls::child_ssl_cert_dir_empty") {
         return;
@@ -679,6 +683,7 @@ fn deferred_trust_is_read_at_the_first_send_only() {
 }
 
 #[test]
+#[ignore = "a helper: its parent test runs it in a child process"]
 fn child_deferred_trust() {
     if !is_child("tls::child_deferred_trust") {
         return;
@@ -715,6 +720,7 @@ fn child_deferred_trust() {
 }
 
 #[test]
+#[ignore = "a helper: its parent test runs it in a child process"]
 fn child_sends_with_deferred_trust() {
     if !is_child("tls::child_sends_with_deferred_trust") {
         return;

@@ -88,10 +88,16 @@ pub fn repeated(flag: &str) -> Failure {
     Failure::usage(format!("{flag} was given more than once; give it once"))
 }
 
-/// The options every command treats alike, once its own are matched: `--version` in the
-/// wrong place, the `--api-key` that does not exist, the connection flags, and anything else
-/// (unknown). `Ok(())` when `flag` was one of the connection flags (taken).
-pub fn common_flag(flag: &str, client: &mut ClientFlags, args: &mut Args) -> Result<(), Failure> {
+/// The options every command treats alike, once its own (`own`) are matched: `--version` in
+/// the wrong place, the `--api-key` that does not exist, the connection flags, and anything
+/// else (unknown, with the nearest option if it looks like a typo of one). `Ok(())` when
+/// `flag` was one of the connection flags (taken).
+pub fn common_flag(
+    flag: &str,
+    own: &[&str],
+    client: &mut ClientFlags,
+    args: &mut Args,
+) -> Result<(), Failure> {
     match flag {
         "--api-key" => Err(Failure::usage(
             "there is no --api-key: a key on the command line shows in ps and shell history; \
@@ -101,8 +107,63 @@ pub fn common_flag(flag: &str, client: &mut ClientFlags, args: &mut Args) -> Res
             "{flag} goes before the command: telnyx-sms {flag}"
         ))),
         _ if client.take(flag, args)? => Ok(()),
-        _ => Err(Failure::usage(format!("unknown option '{}'", shown(flag)))),
+        _ => {
+            let known = own.iter().chain(CLIENT_FLAGS).chain(&["--help"]).copied();
+            Err(unknown_option(flag, known))
+        }
     }
+}
+
+/// `unknown option '--txt' (did you mean --text?)`: the suggestion when one of `known` is
+/// near enough to be what was meant.
+pub fn unknown_option<'a>(flag: &str, known: impl IntoIterator<Item = &'a str>) -> Failure {
+    let hint = closest(flag, known)
+        .map(|k| format!(" (did you mean {k}?)"))
+        .unwrap_or_default();
+    Failure::usage(format!("unknown option '{}'{hint}", shown(flag)))
+}
+
+/// The name in `known` nearest to `given` (ignoring case), if it is near enough to be a typo:
+/// at most 1 edit for words up to 4 letters long, else 2. An edit inserts, deletes or
+/// replaces a letter, or swaps two neighbours (`--form` is 1 edit from `--from`).
+pub fn closest<'a>(given: &str, known: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+    let given = given.to_lowercase();
+    let letters = given.trim_start_matches('-').chars().count();
+    let most = if letters <= 4 { 1 } else { 2 };
+    known
+        .into_iter()
+        .map(|k| (edit_distance(&given, k), k))
+        .filter(|(d, _)| *d <= most)
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, k)| k)
+}
+
+/// The optimal string alignment distance between `a` and `b` (Levenshtein's, plus swaps of
+/// two neighbouring letters), over characters.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let a: Vec<char> = a.chars().collect();
+    let b: Vec<char> = b.chars().collect();
+    // Cells outside the table (never read for in-range indices) count as far away.
+    let at = |row: &[usize], k: usize| row.get(k).copied().unwrap_or(usize::MAX / 2);
+    // Three rows of the table: two back, the last, and the one being filled.
+    let mut before: Vec<usize> = vec![0; b.len() + 1];
+    let mut last: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.iter().enumerate() {
+        let mut row = vec![i + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let cost = usize::from(ca != cb);
+            let mut d = (at(&last, j) + cost)
+                .min(at(&last, j + 1) + 1)
+                .min(at(&row, j) + 1);
+            let swapped = i > 0 && j > 0 && a.get(i - 1) == Some(cb) && b.get(j - 1) == Some(ca);
+            if swapped {
+                d = d.min(at(&before, j - 1) + 1);
+            }
+            row.push(d);
+        }
+        before = std::mem::replace(&mut last, row);
+    }
+    last.last().copied().unwrap_or_default()
 }
 
 /// A number of seconds from `min` to `max`.
@@ -302,9 +363,10 @@ CONNECTION AND OUTPUT OPTIONS:
     --json                    print {\"conversation_id\", \"request_id\", \"idempotency_key\"} on
                               success, errors as a JSON object on stderr, and -v's records
                               as JSON objects, one per line, on stderr; default: off
-    -v, -vv                   -v: log each retry decision and a give-up on stderr; -vv:
-                              each attempt too. The one flag that may be repeated: -v -v is
-                              -vv, more counts as -vv. Wins over $TELNYX_LOG; default: off
+    -v, -vv, --verbose        -v (or --verbose): log each retry decision and a give-up
+                              on stderr; -vv: each attempt too.
+                              The one flag that may be repeated: -v -v is -vv, more
+                              counts as -vv. Wins over $TELNYX_LOG; default: off
 ";
 
 /// Whether a command needs a real API key.
@@ -330,19 +392,22 @@ pub struct ClientFlags {
     pub verbose: u8,
 }
 
+/// The options of [`ClientFlags`].
+pub const CLIENT_FLAGS: &[&str] = &[
+    "--api-key-file",
+    "--base-url",
+    "--ca-file",
+    "--timeout",
+    "--max-retries",
+    "--json",
+    "-v",
+    "--verbose",
+];
+
 impl ClientFlags {
     /// Whether `flag` is one of these.
     pub fn accepts(flag: &str) -> bool {
-        matches!(
-            flag,
-            "--api-key-file"
-                | "--base-url"
-                | "--ca-file"
-                | "--timeout"
-                | "--max-retries"
-                | "--json"
-                | "-v"
-        )
+        CLIENT_FLAGS.contains(&flag)
     }
 
     /// Takes `flag` (and its value) if it is one of these; `Ok(false)` if it is not.
@@ -361,7 +426,7 @@ impl ClientFlags {
             }
             "--json" => once_switch(&mut self.json, flag)?,
             // The exception to "each flag once": -v -v (-vv) asks for more.
-            "-v" => self.verbose = self.verbose.saturating_add(1).min(2),
+            "-v" | "--verbose" => self.verbose = self.verbose.saturating_add(1).min(2),
             _ => return Ok(false),
         }
         Ok(true)
@@ -409,5 +474,41 @@ impl ClientFlags {
             b = b.max_retries(n);
         }
         b.build().map_err(|e| Failure::from_error(&e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn typos_are_matched_and_other_words_are_not() {
+        let known = [
+            "--text",
+            "--to",
+            "--from",
+            "--dry-run",
+            "--verbose",
+            "--assistant-id",
+        ];
+        for (typo, want) in [
+            ("--txt", Some("--text")),
+            ("--TEXT", Some("--text")),
+            ("--form", Some("--from")),
+            ("--dryrun", Some("--dry-run")),
+            ("--verbos", Some("--verbose")),
+            ("--assistant_id", Some("--assistant-id")),
+            ("--assistantid", Some("--assistant-id")),
+            ("--t", Some("--to")),
+            ("--tx", Some("--to")),
+            ("--color", None),
+            ("--input", None),
+            ("--fr", None),
+        ] {
+            assert_eq!(closest(typo, known), want, "{typo}");
+        }
+        assert_eq!(edit_distance("abc", "acb"), 1);
+        assert_eq!(edit_distance("", "abc"), 3);
+        assert_eq!(edit_distance("kitten", "sitting"), 3);
     }
 }

@@ -1,9 +1,10 @@
 //! `telnyx-sms send-batch`: many SMS from a JSON Lines file, validated whole before the first
 //! send, sent by the library's batch engine, one result line per input line, in input order.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::hash::{Hash, Hasher};
 
+use serde_json::value::RawValue;
 use serde_json::{Value, json};
 use telnyx_assistant_sms::{
     BatchOptions, BatchOutcome, BatchResult, Client, Error, ErrorKind, MAX_CONCURRENCY,
@@ -11,7 +12,9 @@ use telnyx_assistant_sms::{
 };
 
 use crate::args::{self, Arg, Args, ClientFlags, KeyNeed, once, once_switch, shown};
-use crate::output::{self, DETAIL_CAP, Failure, JSON_LIST_CAP, JSON_STRING_CAP, cap};
+use crate::output::{
+    self, DETAIL_CAP, EMPTY, Failure, JSON_LIST_CAP, JSON_STRING_CAP, JsonObject, Violation, cap,
+};
 use crate::progress::Progress;
 use crate::{exit, logger};
 
@@ -22,9 +25,11 @@ SEND-BATCH OPTIONS:
     --input FILE|-            JSON Lines: one request object per line, in the --request
                               shape (from, to, text, conversation_metadata,
                               should_create_conversation) plus an optional
-                              \"idempotency_key\"; blank lines are skipped; at most
+                              \"idempotency_key\"; blank lines are skipped, and a
+                              byte-order mark starting a line is dropped; at most
                               256 MiB (required)
-    --from NUMBER             the sender for lines that leave \"from\" out; default: none
+    --from NUMBER             the sender for lines that leave \"from\" out; default: none,
+                              so every line needs its own
     --concurrency N           at most N sends in flight, 1 to 64; default: 4
     --rate PER_SECOND         at most this many attempts started per second, evenly
                               spaced (0.001 to 10000); default: no limit
@@ -46,8 +51,9 @@ SEND-BATCH OPTIONS:
 
     Results go to stdout, one JSON object per input line, in input order, each as soon as
     every earlier line is done: {\"line\", \"result\": \"sent\"|\"failed\"|\"invalid\"|\"duplicate\",
-    \"idempotency_key\", ...}. While stderr is a terminal (and no -v), a progress line shows
-    on it; a one-line summary always ends stderr (a JSON object with --json).
+    \"idempotency_key\", ...}, always in that order (an invalid line's key is the one it
+    gave, if any). While stderr is a terminal (and no -v), a progress line shows on it; a
+    one-line summary always ends stderr (a JSON object with --json).
 ";
 
 /// The most an input file may hold.
@@ -58,20 +64,21 @@ const RATE_MAX: f64 = 10_000.0;
 /// The most bad lines reported on stderr (all of them are counted).
 const REPORTED_CAP: usize = 100;
 
+/// `send-batch`'s own options (the connection and output ones are [`args::CLIENT_FLAGS`]).
+pub const FLAGS: &[&str] = &[
+    "--assistant-id",
+    "--input",
+    "--from",
+    "--concurrency",
+    "--rate",
+    "--key-prefix",
+    "--skip-invalid",
+    "--dry-run",
+];
+
 /// Whether `flag` belongs to `send-batch` (for the hint when it comes before the command).
 pub fn accepts(flag: &str) -> bool {
-    ClientFlags::accepts(flag)
-        || matches!(
-            flag,
-            "--assistant-id"
-                | "--input"
-                | "--from"
-                | "--concurrency"
-                | "--rate"
-                | "--key-prefix"
-                | "--skip-invalid"
-                | "--dry-run"
-        )
+    ClientFlags::accepts(flag) || FLAGS.contains(&flag)
 }
 
 /// The parsed options of one `send-batch`.
@@ -137,7 +144,7 @@ pub fn parse(args: &mut Args) -> Result<Option<BatchArgs>, Failure> {
                     "{f} is an option of 'send'; send-batch reads every request from --input"
                 )));
             }
-            _ => args::common_flag(f, &mut a.client, args)?,
+            _ => args::common_flag(f, FLAGS, &mut a.client, args)?,
         }
     }
     if a.assistant_id.is_none() {
@@ -149,19 +156,43 @@ pub fn parse(args: &mut Args) -> Result<Option<BatchArgs>, Failure> {
     Ok(Some(a))
 }
 
-/// The non-blank lines of the input, numbered from 1 as in the file.
+/// The byte-order mark a Windows editor puts first in a file. `read_text` drops the one
+/// that starts the input; one that starts a later line (two files joined with `cat`) is
+/// dropped too.
+const BOM: char = '\u{FEFF}';
+
+/// The non-blank lines of the input, numbered from 1 as in the file, each without a leading
+/// byte-order mark.
 fn numbered(text: &str) -> impl Iterator<Item = (usize, &str)> {
     text.lines()
+        .map(|l| l.strip_prefix(BOM).unwrap_or(l))
         .enumerate()
         .filter(|(_, l)| !l.trim().is_empty())
         .map(|(i, l)| (i + 1, l))
 }
 
-/// Whether a line's object has a `"from"` member at all (an empty one is not filled in).
-#[derive(serde::Deserialize)]
-struct FromProbe {
-    #[serde(default)]
-    from: Option<serde::de::IgnoredAny>,
+/// The top-level fields a line's object has (given, even if empty); none if it is not one.
+fn fields_of(raw: &str) -> BTreeSet<String> {
+    serde_json::from_str::<BTreeMap<String, serde::de::IgnoredAny>>(raw)
+        .map(|m| m.into_keys().collect())
+        .unwrap_or_default()
+}
+
+/// The `idempotency_key` a line gives itself (a string), if any: reported with the line's
+/// result even when the line is invalid.
+fn given_key(raw: &str) -> Option<String> {
+    #[derive(serde::Deserialize)]
+    struct KeyProbe {
+        #[serde(default)]
+        idempotency_key: Option<serde_json::Value>,
+    }
+    match serde_json::from_str::<KeyProbe>(raw)
+        .ok()?
+        .idempotency_key?
+    {
+        Value::String(k) => Some(cap(&k, JSON_STRING_CAP)),
+        _ => None,
+    }
 }
 
 /// 128 bits of a key, to compare keys without keeping them (two std hashes, seeded apart).
@@ -179,6 +210,28 @@ fn body_hash(body: &[u8]) -> u64 {
     let mut h = std::collections::hash_map::DefaultHasher::new();
     body.hash(&mut h);
     h.finish()
+}
+
+/// Why a line is invalid: its violations, and the key it gave or derived, if known.
+struct Bad {
+    key: Option<String>,
+    violations: Vec<Violation>,
+}
+
+impl Bad {
+    fn one(field: Option<&str>, message: impl Into<String>, code: &str) -> Bad {
+        Bad {
+            key: None,
+            violations: vec![Violation::new(field, message, code)],
+        }
+    }
+
+    /// Whether the line was refused for leaving out `"from"` (with no `--from` to fill it).
+    fn lacks_from(&self) -> bool {
+        self.violations.iter().any(|v| {
+            v.field.as_deref() == Some("body.from") && v.code == "missing" && v.message != EMPTY
+        })
+    }
 }
 
 impl BatchArgs {
@@ -203,49 +256,82 @@ impl BatchArgs {
         client: &Client,
         options: &BatchOptions,
         raw: &str,
-    ) -> Result<(SendSmsRequest, String, u64), Vec<Value>> {
-        let mut req = self.parse_line(raw)?;
+    ) -> Result<(SendSmsRequest, String, u64), Bad> {
+        let (mut req, filled) = self.parse_line(raw).map_err(|mut b| {
+            b.key = given_key(raw);
+            b
+        })?;
         let assistant_id = self.assistant_id.as_deref().unwrap_or_default();
         let prepared = client.prepare(assistant_id, &req).map_err(|e| {
-            e.violations()
+            let fields = fields_of(raw);
+            let violations = e
+                .violations()
                 .iter()
                 .take(JSON_LIST_CAP)
-                .map(|v| violation(&v.field(), v.message(), v.code()))
-                .collect::<Vec<_>>()
+                .map(|v| {
+                    let from_flag = filled && v.path() == ["body", "from"];
+                    let given = match v.path() {
+                        [body, name] if body == "body" => fields.contains(name) || from_flag,
+                        _ => false,
+                    };
+                    Violation::of(v, from_flag.then_some("--from"), given)
+                })
+                .collect();
+            Bad {
+                key: given_key(raw),
+                violations,
+            }
         })?;
         let key = options
             .idempotency_key_for(assistant_id, &req)
-            .map_err(|e| vec![violation("", &e.to_string(), "config")])?;
+            .map_err(|e| Bad {
+                key: given_key(raw),
+                ..Bad::one(None, e.to_string(), "config")
+            })?;
         req.idempotency_key = Some(key.clone());
         Ok((req, key, body_hash(prepared.body())))
     }
 
-    /// One line as a request, `--from` filled in if the line has no `"from"` at all. Read
-    /// straight into the request type, so a repeated field or an unknown one is an error.
-    fn parse_line(&self, raw: &str) -> Result<SendSmsRequest, Vec<Value>> {
-        let bad = |msg: String, code: &str| vec![violation("", &msg, code)];
+    /// One line as a request, `--from` filled in if the line has no `"from"` at all (then
+    /// `true`). Read straight into the request type, so a repeated field or an unknown one is
+    /// an error.
+    fn parse_line(&self, raw: &str) -> Result<(SendSmsRequest, bool), Bad> {
         let mut req: SendSmsRequest = serde_json::from_str(raw).map_err(|e| {
             // Say what the line is when it is not a request object at all.
             match serde_json::from_str::<Value>(raw) {
-                Err(e) => bad(
-                    format!("not valid JSON: {}", cap(&e.to_string(), DETAIL_CAP)),
-                    "malformed",
-                ),
-                Ok(v) if !v.is_object() => bad(
-                    "expected a JSON object such as {\"to\": \"+15550002222\", \"text\": \"Hi\"}"
-                        .to_owned(),
+                Err(e) => {
+                    let mut msg = format!("not valid JSON: {}", cap(&e.to_string(), DETAIL_CAP));
+                    if let Some(at) = raw.chars().position(|c| c == BOM) {
+                        msg.push_str(&format!(
+                            " (column {} holds a byte-order mark, U+FEFF: was a file with one \
+                             joined to this one?)",
+                            at + 1
+                        ));
+                    }
+                    Bad::one(None, msg, "malformed")
+                }
+                Ok(v) if !v.is_object() => Bad::one(
+                    None,
+                    "expected a JSON object such as {\"to\": \"+15550002222\", \"text\": \"Hi\"}",
                     "not_an_object",
                 ),
-                Ok(_) => bad(cap(&e.to_string(), DETAIL_CAP), "invalid_field"),
+                Ok(_) => Bad::one(None, cap(&e.to_string(), DETAIL_CAP), "invalid_field"),
             }
         })?;
+        let mut filled = false;
         if let Some(from) = &self.from {
+            #[derive(serde::Deserialize)]
+            struct FromProbe {
+                #[serde(default)]
+                from: Option<serde::de::IgnoredAny>,
+            }
             let has_from = serde_json::from_str::<FromProbe>(raw).is_ok_and(|p| p.from.is_some());
             if !has_from {
                 req.from.clone_from(from);
+                filled = true;
             }
         }
-        Ok(req)
+        Ok((req, filled))
     }
 
     /// Checks every line before anything is sent. Nothing of a valid line is kept (the sends
@@ -257,51 +343,58 @@ impl BatchArgs {
         let mut survey = Survey::default();
         // The keys lines give themselves (usually none): key -> (line, body).
         let mut given: HashMap<(u64, u64), (usize, u64)> = HashMap::new();
-        let mut conflicts: Vec<(usize, usize)> = Vec::new();
+        let mut conflicts: Vec<(usize, usize, String)> = Vec::new();
         let mut derived_lines = false;
         for (number, raw) in numbered(text) {
             survey.total += 1;
             match self.check_line(client, options, raw) {
-                Err(v) => survey.note_bad(number, v),
-                Ok((_, key, body)) if req_gave_key(raw) => match given.get(&key_bits(&key)) {
-                    Some(&(first, b)) if b != body => conflicts.push((number, first)),
-                    Some(_) => {}
-                    None => {
-                        given.insert(key_bits(&key), (number, body));
+                Err(bad) => survey.note_bad(number, bad),
+                Ok((_, key, body)) if given_key(raw).is_some() => {
+                    match given.get(&key_bits(&key)) {
+                        Some(&(first, b)) if b != body => conflicts.push((number, first, key)),
+                        Some(_) => {}
+                        None => {
+                            given.insert(key_bits(&key), (number, body));
+                        }
                     }
-                },
+                }
                 Ok(_) => derived_lines = true,
             }
         }
         // A derived key can collide only with a given one: look again only if there are both.
         if !given.is_empty() && derived_lines {
             for (number, raw) in numbered(text) {
-                if req_gave_key(raw) {
+                if given_key(raw).is_some() {
                     continue;
                 }
                 if let Ok((_, key, body)) = self.check_line(client, options, raw) {
                     if let Some(&(first, b)) = given.get(&key_bits(&key)) {
                         if b != body {
                             // The later of the two lines is the one the server would refuse.
-                            conflicts.push((number.max(first), number.min(first)));
+                            conflicts.push((number.max(first), number.min(first), key));
                         }
                     }
                 }
             }
         }
-        conflicts.sort_unstable();
+        conflicts.sort_unstable_by_key(|c| c.0);
         conflicts.dedup_by_key(|c| c.0);
-        for (line, other) in conflicts {
-            let v = vec![violation(
-                "header.Idempotency-Key",
-                &format!(
-                    "is also the key of line {other}, with another request: the server would \
-                     refuse one of them"
-                ),
-                "duplicate_key",
-            )];
-            survey.note_bad(line, v.clone());
-            survey.conflicts.insert(line, v);
+        for (line, other, key) in conflicts {
+            let bad = Bad {
+                key: Some(key),
+                ..Bad::one(
+                    Some("header.Idempotency-Key"),
+                    format!(
+                        "is also the key of line {other}, with another request: the server \
+                         would refuse one of them"
+                    ),
+                    "duplicate_key",
+                )
+            };
+            survey
+                .conflicts
+                .insert(line, (bad.key.clone(), bad.violations.clone()));
+            survey.note_bad(line, bad);
         }
         survey.first_bad.sort_by_key(|(n, _)| *n);
         survey
@@ -315,90 +408,118 @@ struct Survey {
     total: usize,
     /// Invalid lines, all of them.
     bad: usize,
+    /// Invalid lines that leave out `"from"` (when no `--from` fills it).
+    no_from: usize,
     /// The first invalid lines, with their violations (for the report).
-    first_bad: Vec<(usize, Vec<Value>)>,
+    first_bad: Vec<(usize, Vec<Violation>)>,
     /// Lines invalid only for their key (a second look at the line would not say so).
-    conflicts: HashMap<usize, Vec<Value>>,
+    conflicts: HashMap<usize, (Option<String>, Vec<Violation>)>,
 }
 
 impl Survey {
-    fn note_bad(&mut self, number: usize, violations: Vec<Value>) {
+    fn note_bad(&mut self, number: usize, bad: Bad) {
         self.bad += 1;
+        if bad.lacks_from() {
+            self.no_from += 1;
+        }
         if self.first_bad.len() < REPORTED_CAP {
-            self.first_bad.push((number, violations));
+            self.first_bad.push((number, bad.violations));
+        }
+    }
+
+    /// The hint for lines without `"from"`: the one thing that fixes them all.
+    fn hint_about_from(&self) -> Option<String> {
+        (self.no_from > 0).then(|| {
+            format!(
+                "{} {} no \"from\": give --from NUMBER to send {} from your number",
+                lines(self.no_from),
+                if self.no_from == 1 { "has" } else { "have" },
+                if self.no_from == 1 { "it" } else { "them" },
+            )
+        })
+    }
+}
+
+/// `1 line`, `2 lines`.
+fn lines(n: usize) -> String {
+    if n == 1 {
+        "1 line".to_owned()
+    } else {
+        format!("{n} lines")
+    }
+}
+
+/// `line N: field: message; ...` for the text report of an invalid line.
+fn describe(number: usize, violations: &[Violation]) -> String {
+    let parts: Vec<String> = violations.iter().map(Violation::text).collect();
+    format!("line {number}: {}", parts.join("; "))
+}
+
+/// What became of a line, for the counts.
+#[derive(Clone, Copy)]
+enum Kind {
+    Sent,
+    Duplicate,
+    Failed,
+    Invalid,
+}
+
+/// A result line's first three keys, in the order people read them.
+fn head(number: usize, result: &str, key: Option<&str>) -> JsonObject {
+    JsonObject::new()
+        .field("line", number)
+        .field("result", result)
+        .field("idempotency_key", key)
+}
+
+/// The result line of a line that was not sent because it is invalid.
+fn invalid_result(number: usize, key: Option<&str>, violations: &[Violation]) -> String {
+    head(number, "invalid", key)
+        .field("violations", violations)
+        .line()
+}
+
+/// The result line of a line the engine settled; `line_of` gives the line of another
+/// request (for a duplicate).
+fn result_of(
+    number: usize,
+    r: BatchResult,
+    line_of: impl Fn(usize) -> Option<usize>,
+) -> (Kind, String) {
+    let key = r.idempotency_key;
+    match r.outcome {
+        BatchOutcome::Sent(res) => {
+            let line = head(number, "sent", Some(&key))
+                .field(
+                    "conversation_id",
+                    res.conversation_id.map(|s| cap(&s, JSON_STRING_CAP)),
+                )
+                .field(
+                    "request_id",
+                    res.request_id.map(|s| cap(&s, JSON_STRING_CAP)),
+                )
+                .field("attempts", res.attempts)
+                .line();
+            (Kind::Sent, line)
+        }
+        BatchOutcome::Failed(e) => (Kind::Failed, failed_result(number, &key, &e)),
+        BatchOutcome::Duplicate { of } => {
+            let line = head(number, "duplicate", Some(&key))
+                .field("of_line", line_of(of))
+                .line();
+            (Kind::Duplicate, line)
+        }
+        _ => {
+            let line = head(number, "failed", Some(&key))
+                .field("kind", "other")
+                .field("message", "an outcome this tool does not know")
+                .line();
+            (Kind::Failed, line)
         }
     }
 }
 
-/// Whether a line gives its own `idempotency_key` (not null).
-fn req_gave_key(raw: &str) -> bool {
-    #[derive(serde::Deserialize)]
-    struct KeyProbe {
-        #[serde(default)]
-        idempotency_key: Option<String>,
-    }
-    serde_json::from_str::<KeyProbe>(raw).is_ok_and(|p| p.idempotency_key.is_some())
-}
-
-fn violation(field: &str, message: &str, code: &str) -> Value {
-    json!({
-        "field": (!field.is_empty()).then(|| cap(field, JSON_STRING_CAP)),
-        "message": cap(message, JSON_STRING_CAP),
-        "code": code,
-    })
-}
-
-/// `line N: field: message` for the text report of an invalid line.
-fn describe(number: usize, violations: &[Value]) -> String {
-    let parts: Vec<String> = violations
-        .iter()
-        .map(|v| {
-            let msg = v.get("message").and_then(Value::as_str).unwrap_or_default();
-            match v.get("field").and_then(Value::as_str) {
-                Some(f) => format!("{f}: {msg}"),
-                None => msg.to_owned(),
-            }
-        })
-        .collect();
-    format!("line {number}: {}", parts.join("; "))
-}
-
-/// The result object of a line that was not sent because it is invalid.
-fn invalid_result(number: usize, violations: &[Value]) -> Value {
-    json!({
-        "line": number,
-        "result": "invalid",
-        "idempotency_key": Value::Null,
-        "violations": violations,
-    })
-}
-
-/// The result object of a line the engine settled; `line_of` gives the line of another
-/// request (for a duplicate).
-fn result_of(number: usize, r: BatchResult, line_of: impl Fn(usize) -> Option<usize>) -> Value {
-    let key = r.idempotency_key;
-    match r.outcome {
-        BatchOutcome::Sent(res) => json!({
-            "line": number,
-            "result": "sent",
-            "idempotency_key": key,
-            "conversation_id": res.conversation_id.map(|s| cap(&s, JSON_STRING_CAP)),
-            "request_id": res.request_id.map(|s| cap(&s, JSON_STRING_CAP)),
-            "attempts": res.attempts,
-        }),
-        BatchOutcome::Failed(e) => failed_result(number, &key, &e),
-        BatchOutcome::Duplicate { of } => json!({
-            "line": number,
-            "result": "duplicate",
-            "idempotency_key": key,
-            "of_line": line_of(of),
-        }),
-        _ => json!({"line": number, "result": "failed", "idempotency_key": key,
-                    "kind": "other", "message": "an outcome this tool does not know"}),
-    }
-}
-
-fn failed_result(number: usize, key: &str, e: &Error) -> Value {
+fn failed_result(number: usize, key: &str, e: &Error) -> String {
     let kind = match e.kind() {
         ErrorKind::Config => "config",
         ErrorKind::Validation => "validation",
@@ -407,34 +528,34 @@ fn failed_result(number: usize, key: &str, e: &Error) -> Value {
         ErrorKind::Decode => "decode",
         _ => "other",
     };
-    json!({
-        "line": number,
-        "result": "failed",
-        "idempotency_key": key,
-        "kind": kind,
-        "status": e.status(),
-        "message": cap(&e.to_string(), JSON_STRING_CAP),
-        "request_id": e.request_id().map(|s| cap(s, JSON_STRING_CAP)),
-        "attempts": e.attempts(),
-        "may_have_been_sent": e.may_have_been_sent(),
-    })
+    head(number, "failed", Some(key))
+        .field("kind", kind)
+        .field("status", e.status())
+        .field("message", cap(&e.to_string(), JSON_STRING_CAP))
+        .field(
+            "request_id",
+            e.request_id().map(|s| cap(s, JSON_STRING_CAP)),
+        )
+        .field("attempts", e.attempts())
+        .field("may_have_been_sent", e.may_have_been_sent())
+        .line()
 }
 
-/// Prints result objects in input order: each as soon as every earlier one is known.
+/// Prints result lines in input order: each as soon as every earlier one is known.
 struct InOrder {
     next: usize,
-    waiting: BTreeMap<usize, Value>,
+    waiting: BTreeMap<usize, String>,
     /// Set once stdout could not take a line; later lines are not tried.
     broken: Option<std::io::Error>,
 }
 
 impl InOrder {
-    fn put(&mut self, position: usize, result: Value) {
-        self.waiting.insert(position, result);
-        while let Some(v) = self.waiting.remove(&self.next) {
+    fn put(&mut self, position: usize, line: String) {
+        self.waiting.insert(position, line);
+        while let Some(line) = self.waiting.remove(&self.next) {
             self.next += 1;
             if self.broken.is_none() {
-                if let Err(e) = output::write_stdout(&(output::json_line(&v) + "\n")) {
+                if let Err(e) = output::write_stdout(&(line + "\n")) {
                     self.broken = Some(e);
                 }
             }
@@ -442,7 +563,7 @@ impl InOrder {
     }
 }
 
-/// Counts for the summary line.
+/// Counts for the progress and summary lines.
 #[derive(Default)]
 struct Tally {
     sent: usize,
@@ -452,12 +573,12 @@ struct Tally {
 }
 
 impl Tally {
-    fn count(&mut self, result: &Value) {
-        match result.get("result").and_then(Value::as_str) {
-            Some("sent") => self.sent += 1,
-            Some("duplicate") => self.duplicate += 1,
-            Some("invalid") => self.invalid += 1,
-            _ => self.failed += 1,
+    fn count(&mut self, kind: Kind) {
+        match kind {
+            Kind::Sent => self.sent += 1,
+            Kind::Duplicate => self.duplicate += 1,
+            Kind::Failed => self.failed += 1,
+            Kind::Invalid => self.invalid += 1,
         }
     }
 }
@@ -484,10 +605,11 @@ pub fn run(a: &BatchArgs) -> Result<(), Failure> {
     let options = a.options();
     options.validate().map_err(|e| Failure::from_error(&e))?;
     let assistant_id = a.assistant_id.as_deref().unwrap_or_default();
-    // An assistant id that breaks a rule breaks every line: said once.
-    client
-        .prepare(assistant_id, &SendSmsRequest::new("+1", "+1"))
-        .map_err(|e| Failure::from_error(&e).with_text(format!("--assistant-id: {e}")))?;
+    // An assistant id or a --from that breaks a rule breaks every line: said once.
+    let probe = SendSmsRequest::new(a.from.as_deref().unwrap_or("+1"), "+1");
+    if let Err(e) = client.prepare(assistant_id, &probe) {
+        return Err(refused_flags(&e));
+    }
     let path = a.input.as_deref().unwrap_or("-");
     let text = args::read_text("--input", path, INPUT_CAP).map_err(Failure::usage)?;
     let survey = a.check_all(&client, &options, &text);
@@ -495,6 +617,9 @@ pub fn run(a: &BatchArgs) -> Result<(), Failure> {
         return Err(invalid_input(&survey, a.client.json));
     }
     // Invalid lines are only possible with --skip-invalid from here on.
+    if let (Some(hint), false) = (survey.hint_about_from(), a.client.json) {
+        output::stderr_line(&format!("telnyx-sms: note: {hint}"));
+    }
     let shared = std::sync::Arc::new(std::sync::Mutex::new(Shared {
         order: InOrder {
             next: 0,
@@ -513,14 +638,17 @@ pub fn run(a: &BatchArgs) -> Result<(), Failure> {
         .enumerate()
         .filter_map(|(pos, (number, raw))| {
             let checked = match survey.conflicts.get(&number) {
-                Some(v) => Err(v.clone()),
+                Some((key, v)) => Err(Bad {
+                    key: key.clone(),
+                    violations: v.clone(),
+                }),
                 None => a.check_line(&client, &options, raw),
             };
             match checked {
-                Err(v) => {
+                Err(bad) => {
                     let mut s = lock();
-                    let r = invalid_result(number, &v);
-                    s.tally.count(&r);
+                    let r = invalid_result(number, bad.key.as_deref(), &bad.violations);
+                    s.tally.count(Kind::Invalid);
                     s.order.put(pos, r);
                     None
                 }
@@ -554,15 +682,15 @@ pub fn run(a: &BatchArgs) -> Result<(), Failure> {
             .send_batch(assistant_id, requests, &options, |r| {
                 let mut s = lock();
                 let (number, pos) = s.slots.get(r.index).copied().unwrap_or((0, u32::MAX));
-                let result = {
+                let (kind, result) = {
                     let slots = &s.slots;
                     result_of(number as usize, r, |i| {
                         slots.get(i).map(|(line, _)| *line as usize)
                     })
                 };
-                s.tally.count(&result);
-                let (sent, failed) = (s.tally.sent + s.tally.duplicate, s.tally.failed);
-                s.progress.update(sent, failed);
+                s.tally.count(kind);
+                let (sent, duplicate, failed) = (s.tally.sent, s.tally.duplicate, s.tally.failed);
+                s.progress.update(sent, duplicate, failed);
                 s.order.put(pos as usize, result);
             })
             .map_err(|e| Failure::from_error(&e))?;
@@ -573,8 +701,6 @@ pub fn run(a: &BatchArgs) -> Result<(), Failure> {
     let broken = s.order.broken.take();
     let tally = std::mem::take(&mut s.tally);
     drop(s);
-    let s = (broken, tally);
-    let (broken, tally) = s;
     if let Some(e) = broken {
         if a.dry_run {
             return Err(Failure::stdout(e));
@@ -598,38 +724,69 @@ pub fn run(a: &BatchArgs) -> Result<(), Failure> {
     }
 }
 
-/// A dry run's line: the key and the request as it would go out.
+/// A dry run's line: the key and the request as it would go out (its body exactly as sent).
 fn dry_run_result(
     client: &Client,
     assistant_id: &str,
     number: usize,
     req: &SendSmsRequest,
     key: &str,
-) -> Value {
+) -> String {
     match client.prepare(assistant_id, req) {
         Ok(p) => {
-            let body: Value = serde_json::from_slice(p.body()).unwrap_or(Value::Null);
-            json!({
-                "line": number,
-                "result": "dry-run",
-                "idempotency_key": key,
-                "method": p.method(),
-                "url": p.url(),
-                "body": body,
-            })
+            let body = serde_json::from_slice::<Box<RawValue>>(p.body()).ok();
+            head(number, "dry-run", Some(key))
+                .field("method", p.method())
+                .field("url", p.url())
+                .field("body", body)
+                .line()
         }
         // Checked already; kept for completeness.
         Err(e) => failed_result(number, key, &e),
     }
 }
 
+/// The error for an `--assistant-id` or `--from` that no line could be sent with, in the
+/// words `send` uses.
+fn refused_flags(e: &Error) -> Failure {
+    if e.kind() != ErrorKind::Validation {
+        return Failure::from_error(e);
+    }
+    let mut parts = Vec::new();
+    let mut json = Vec::new();
+    for v in e.violations() {
+        let flag = match v.path() {
+            [body, from] if body == "body" && from == "from" => Some("--from"),
+            [path, id] if path == "path" && id == "assistant_id" => Some("--assistant-id"),
+            _ => None,
+        };
+        let out = Violation::of(v, flag, flag.is_some());
+        parts.push(match flag {
+            Some(flag) => format!("{flag}: {} ({})", out.message, v.field()),
+            None => out.text(),
+        });
+        json.push(out.to_value());
+    }
+    let message = format!("invalid request, nothing was sent: {}", parts.join("; "));
+    json.truncate(JSON_LIST_CAP);
+    Failure::invalid(message, json)
+}
+
 /// The error for input with invalid lines (without `--skip-invalid`): the first 100 bad
 /// lines on stderr, then the failure.
 fn invalid_input(survey: &Survey, as_json: bool) -> Failure {
+    let hint = survey
+        .hint_about_from()
+        .map(|h| format!("; {h}"))
+        .unwrap_or_default();
     let message = format!(
-        "{} of {} lines are invalid, so nothing was sent (--skip-invalid sends the valid \
-         lines and reports the invalid ones)",
-        survey.bad, survey.total
+        "{} of {} invalid, so nothing was sent{hint} (--skip-invalid sends the valid lines \
+         and reports the invalid ones)",
+        survey.bad,
+        match survey.total {
+            1 => "1 line is".to_owned(),
+            n => format!("{n} lines are"),
+        },
     );
     let mut violations = Vec::new();
     for (number, vs) in &survey.first_bad {
@@ -637,7 +794,7 @@ fn invalid_input(survey: &Survey, as_json: bool) -> Failure {
             output::stderr_line(&format!("telnyx-sms: {}", describe(*number, vs)));
         }
         for v in vs {
-            let mut v = v.clone();
+            let mut v = v.to_value();
             if let Some(o) = v.as_object_mut() {
                 o.insert("line".into(), json!(number));
             }
@@ -646,8 +803,8 @@ fn invalid_input(survey: &Survey, as_json: bool) -> Failure {
     }
     if survey.bad > survey.first_bad.len() && !as_json {
         output::stderr_line(&format!(
-            "telnyx-sms: and {} more invalid lines",
-            survey.bad - survey.first_bad.len()
+            "telnyx-sms: and {} more invalid",
+            lines(survey.bad - survey.first_bad.len())
         ));
     }
     violations.truncate(JSON_LIST_CAP);
@@ -655,11 +812,11 @@ fn invalid_input(survey: &Survey, as_json: bool) -> Failure {
 }
 
 /// The last line on stderr: `400 lines: 398 sent, 1 failed, 1 invalid in 12.3 s`.
-fn summary(t: &Tally, lines: usize, took: std::time::Duration, dry_run: bool, as_json: bool) {
+fn summary(t: &Tally, total: usize, took: std::time::Duration, dry_run: bool, as_json: bool) {
     let secs = (took.as_secs_f64() * 10.0).round() / 10.0;
     if as_json {
         let v = json!({"summary": {
-            "lines": lines, "sent": t.sent, "duplicate": t.duplicate, "failed": t.failed,
+            "lines": total, "sent": t.sent, "duplicate": t.duplicate, "failed": t.failed,
             "invalid": t.invalid, "seconds": secs, "dry_run": dry_run,
         }});
         output::write_stderr(&output::json_line(&v));
@@ -667,7 +824,7 @@ fn summary(t: &Tally, lines: usize, took: std::time::Duration, dry_run: bool, as
     }
     let mut parts = Vec::new();
     if dry_run {
-        parts.push(format!("{} checked", lines - t.invalid));
+        parts.push(format!("{} checked", total - t.invalid));
     } else {
         parts.push(format!("{} sent", t.sent));
         if t.duplicate > 0 {
@@ -682,7 +839,8 @@ fn summary(t: &Tally, lines: usize, took: std::time::Duration, dry_run: bool, as
         ""
     };
     output::stderr_line(&format!(
-        "{lines} lines: {} in {secs:.1} s{dry}",
+        "{}: {} in {secs:.1} s{dry}",
+        lines(total),
         parts.join(", ")
     ));
 }

@@ -108,6 +108,7 @@ EXIT CODES:
        written for --help, --version or --dry-run (nothing was sent)
 ";
 
+/// The whole help: every command, every option, the environment, output and exit codes.
 fn help() -> String {
     [
         HELP_HEAD,
@@ -119,6 +120,32 @@ fn help() -> String {
         HELP_TAIL,
     ]
     .concat()
+}
+
+/// The commands, for `help COMMAND`, `COMMAND --help` and typos.
+const COMMANDS: [&str; 2] = ["send", "send-batch"];
+
+/// One command's help: its usage and its options only.
+fn command_help(command: &str) -> String {
+    let (what, usage, options) = match command {
+        "send" => (
+            "send one SMS through a Telnyx AI assistant",
+            "    telnyx-sms send --assistant-id ID --from NUMBER --to NUMBER [OPTIONS]\n    \
+             telnyx-sms send --assistant-id ID --request FILE|- [OPTIONS]\n",
+            send::HELP,
+        ),
+        _ => (
+            "send many SMS from a JSON Lines file, one result line per input line",
+            "    telnyx-sms send-batch --assistant-id ID --input FILE|- [--from NUMBER] \
+             [OPTIONS]\n",
+            batch::HELP,
+        ),
+    };
+    format!(
+        "telnyx-sms {command}: {what}\n\nUSAGE:\n{usage}\n{options}\n{}\nThe environment \
+         variables, output formats, logging and exit codes: telnyx-sms --help\n",
+        args::CLIENT_HELP
+    )
 }
 
 fn main() -> ExitCode {
@@ -163,14 +190,11 @@ fn run(as_json: &mut bool) -> Result<(), Failure> {
                     ),
                 },
             )),
-            f => Err(Failure::usage(format!(
-                "unknown option '{}'",
-                args::shown(f)
-            ))),
+            f => Err(args::unknown_option(f, ["--help", "--version"])),
         },
         Some(Arg::Positional(cmd)) => match cmd.to_str() {
             Some("send") => match send::parse(&mut args)? {
-                None => print_help(),
+                None => print(&command_help("send")),
                 Some(a) => {
                     *as_json = a.client.json;
                     logger::init(a.client.verbose, a.client.json);
@@ -178,7 +202,7 @@ fn run(as_json: &mut bool) -> Result<(), Failure> {
                 }
             },
             Some("send-batch") => match batch::parse(&mut args)? {
-                None => print_help(),
+                None => print(&command_help("send-batch")),
                 Some(a) => {
                     *as_json = a.client.json;
                     logger::init(a.client.verbose, a.client.json);
@@ -187,10 +211,12 @@ fn run(as_json: &mut bool) -> Result<(), Failure> {
             },
             Some("help") => match args.next()? {
                 None => print_help(),
-                Some(Arg::Positional(c)) if c == "send" || c == "send-batch" => print_help(),
-                Some(Arg::Positional(c)) => Err(unknown_command(&c)),
+                Some(Arg::Positional(c)) => match c.to_str() {
+                    Some(c) if COMMANDS.contains(&c) => print(&command_help(c)),
+                    _ => Err(unknown_command(&c)),
+                },
                 Some(Arg::Flag(f)) => Err(Failure::usage(format!(
-                    "unknown option '{}' for help: telnyx-sms help [send]",
+                    "unknown option '{}' for help: telnyx-sms help [send|send-batch]",
                     args::shown(&f)
                 ))),
             },
@@ -200,12 +226,19 @@ fn run(as_json: &mut bool) -> Result<(), Failure> {
 }
 
 fn unknown_command(cmd: &std::ffi::OsStr) -> Failure {
-    Failure::usage(format!(
-        "unknown command '{}' (the commands are 'send' and 'send-batch')",
-        args::shown(&cmd.to_string_lossy())
-    ))
+    let cmd = cmd.to_string_lossy();
+    let hint = match args::closest(&cmd, COMMANDS) {
+        Some(c) => format!("did you mean '{c}'?"),
+        None => "the commands are 'send' and 'send-batch'".to_owned(),
+    };
+    Failure::usage(format!("unknown command '{}' ({hint})", args::shown(&cmd)))
 }
 
 fn print_help() -> Result<(), Failure> {
-    output::write_stdout(&help()).map_err(Failure::stdout)
+    print(&help())
+}
+
+/// Prints help text to stdout.
+fn print(text: &str) -> Result<(), Failure> {
+    output::write_stdout(text).map_err(Failure::stdout)
 }

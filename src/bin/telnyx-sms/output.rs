@@ -211,7 +211,7 @@ impl Failure {
         Failure::new(exit::USAGE, "config", &message, message.clone())
     }
 
-    /// Input that breaks a rule (exit 2): `violations` as [`violation`] builds them.
+    /// Input that breaks a rule (exit 2): `violations` as [`Violation::to_value`] gives them.
     pub fn invalid(message: impl Into<String>, violations: Vec<Value>) -> Failure {
         let message = message.into();
         let mut f = Failure::new(exit::USAGE, "validation", &message, message.clone());
@@ -256,7 +256,7 @@ impl Failure {
             .violations()
             .iter()
             .take(JSON_LIST_CAP)
-            .map(|v| violation(v, None));
+            .map(|v| Violation::of(v, None, false).to_value());
         for (key, value) in [
             ("status", json!(e.status())),
             ("request_id", cap_opt(e.request_id())),
@@ -306,21 +306,95 @@ impl Failure {
     }
 }
 
-/// One `violations` entry: where (`loc`), what (`msg`), its code (`type`), and the flag that
-/// supplied the field, when one did.
-pub fn violation(v: &telnyx_assistant_sms::Violation, flag: Option<&str>) -> Value {
-    let loc: Vec<Value> = v
-        .path()
-        .iter()
-        .take(JSON_LIST_CAP)
-        .map(|p| Value::String(cap(p, JSON_STRING_CAP)))
-        .collect();
-    json!({
-        "loc": loc,
-        "msg": cap(v.message(), JSON_STRING_CAP),
-        "type": cap(v.code(), JSON_STRING_CAP),
-        "flag": flag,
-    })
+/// One broken rule, in the one shape every output uses (`send --json`'s errors, send-batch's
+/// `invalid` results and its refusal): the library's names for where (`field`, such as
+/// `body.to`; null for a line that is not a request at all), what (`message`) and its code
+/// (`code`), and the flag that supplied the field, when one did.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct Violation {
+    pub field: Option<String>,
+    pub message: String,
+    pub code: String,
+    pub flag: Option<&'static str>,
+}
+
+/// The library's message for an empty value that was given is "field required", which reads
+/// as if nothing was given.
+pub const EMPTY: &str = "must not be empty";
+
+impl Violation {
+    /// A violation of the tool's own (a line that is not JSON, a key conflict).
+    pub fn new(field: Option<&str>, message: impl Into<String>, code: &str) -> Violation {
+        Violation {
+            field: field.map(|f| cap(f, JSON_STRING_CAP)),
+            message: cap(&message.into(), JSON_STRING_CAP),
+            code: cap(code, JSON_STRING_CAP),
+            flag: None,
+        }
+    }
+
+    /// The library's violation `v`; `given` says whether the field was given (by `flag`, or
+    /// in a JSON object) rather than left out, so that an empty value is said to be empty.
+    pub fn of(
+        v: &telnyx_assistant_sms::Violation,
+        flag: Option<&'static str>,
+        given: bool,
+    ) -> Self {
+        let message = if given && v.code() == "missing" {
+            EMPTY
+        } else {
+            v.message()
+        };
+        let field = v.field();
+        Violation {
+            flag,
+            ..Violation::new((!field.is_empty()).then_some(&*field), message, v.code())
+        }
+    }
+
+    /// `field: message`, or the message alone: for text lines (escaped when printed).
+    pub fn text(&self) -> String {
+        match &self.field {
+            Some(f) => format!("{f}: {}", self.message),
+            None => self.message.clone(),
+        }
+    }
+
+    /// As a JSON value (for the `--json` error object).
+    pub fn to_value(&self) -> Value {
+        serde_json::to_value(self).unwrap_or(Value::Null)
+    }
+}
+
+/// A JSON object written key by key, in the order given (serde_json's `Map` sorts its keys):
+/// for lines people read by eye, such as send-batch's results.
+pub struct JsonObject(String);
+
+impl JsonObject {
+    pub fn new() -> JsonObject {
+        JsonObject(String::from("{"))
+    }
+
+    /// Adds `key` with `value` (a string, a number, an `Option`, a `Value`, a derived
+    /// struct...).
+    pub fn field(mut self, key: &str, value: impl serde::Serialize) -> JsonObject {
+        if self.0.len() > 1 {
+            self.0.push(',');
+        }
+        // Neither can fail: a string key, and values without maps keyed by non-strings.
+        self.0
+            .push_str(&serde_json::to_string(key).unwrap_or_default());
+        self.0.push(':');
+        self.0
+            .push_str(&serde_json::to_string(&value).unwrap_or_else(|_| "null".to_owned()));
+        self
+    }
+
+    /// The object on one line, safe to print (see [`json_line`]).
+    pub fn line(mut self) -> String {
+        self.0.push('}');
+        escape_in_json(&self.0)
+    }
 }
 
 fn api_error(a: &ApiErrorEntry) -> Value {

@@ -1,12 +1,14 @@
 //! `telnyx-sms send`: one SMS from flags, a `--request` JSON object, or both.
 
+use std::collections::BTreeSet;
+
 use serde_json::Value;
-use telnyx_assistant_sms::{Error, ErrorKind, MetadataValue, SendSmsRequest, Violation};
+use telnyx_assistant_sms::{Error, ErrorKind, MetadataValue, SendSmsRequest};
 
 use crate::args::{
     self, Arg, Args, ClientFlags, INPUT_CAP, KeyNeed, key_value, once, once_switch, shown,
 };
-use crate::output::{self, DETAIL_CAP, Failure, TEXT_CAP, clean};
+use crate::output::{self, DETAIL_CAP, Failure, TEXT_CAP, Violation, clean};
 
 /// The help lines of `send`'s own options.
 pub const HELP: &str = "\
@@ -35,24 +37,25 @@ SEND OPTIONS:
                               redacted); send nothing; needs no API key; default: off
 ";
 
+/// `send`'s own options (the connection and output ones are [`args::CLIENT_FLAGS`]).
+pub const FLAGS: &[&str] = &[
+    "--assistant-id",
+    "--from",
+    "--to",
+    "--text",
+    "--meta",
+    "--meta-int",
+    "--meta-bool",
+    "--create-conversation",
+    "--no-create-conversation",
+    "--request",
+    "--idempotency-key",
+    "--dry-run",
+];
+
 /// Whether `flag` belongs to `send` (for the hint when it comes before the command).
 pub fn accepts(flag: &str) -> bool {
-    ClientFlags::accepts(flag)
-        || matches!(
-            flag,
-            "--assistant-id"
-                | "--from"
-                | "--to"
-                | "--text"
-                | "--meta"
-                | "--meta-int"
-                | "--meta-bool"
-                | "--create-conversation"
-                | "--no-create-conversation"
-                | "--request"
-                | "--idempotency-key"
-                | "--dry-run"
-        )
+    ClientFlags::accepts(flag) || FLAGS.contains(&flag)
 }
 
 /// The parsed options of one `send`.
@@ -63,7 +66,7 @@ pub struct SendArgs {
     to: Option<String>,
     text: Option<String>,
     /// Key, value, and the flag that gave it.
-    metadata: Vec<(String, MetadataValue, String)>,
+    metadata: Vec<(String, MetadataValue, &'static str)>,
     /// The value, and the flag that gave it.
     create_conversation: Option<(bool, String)>,
     request: Option<String>,
@@ -98,7 +101,7 @@ pub fn parse(args: &mut Args) -> Result<Option<SendArgs>, Failure> {
             "--request" => once(&mut a.request, f, args.value(f)?)?,
             "--idempotency-key" => once(&mut a.idempotency_key, f, args.value(f)?)?,
             "--dry-run" => once_switch(&mut a.dry_run, f)?,
-            _ => args::common_flag(f, &mut a.client, args)?,
+            _ => args::common_flag(f, FLAGS, &mut a.client, args)?,
         }
     }
     if a.assistant_id.is_none() {
@@ -132,7 +135,7 @@ impl SendArgs {
                 shown(key)
             )));
         }
-        self.metadata.push((key.to_owned(), value, flag.to_owned()));
+        self.metadata.push((key.to_owned(), value, meta_flag(flag)));
         Ok(())
     }
 
@@ -157,11 +160,12 @@ impl SendArgs {
         })
     }
 
-    /// The request: the `--request` object, if any, with the flags laid over it.
-    fn build_request(&self) -> Result<SendSmsRequest, Failure> {
-        let mut req = match (&self.request, self.request_name()) {
+    /// The request: the `--request` object, if any, with the flags laid over it; and the
+    /// fields that object has.
+    fn build_request(&self) -> Result<(SendSmsRequest, BTreeSet<String>), Failure> {
+        let (mut req, in_file) = match (&self.request, self.request_name()) {
             (Some(path), Some(name)) => parse_request(&name, path)?,
-            _ => SendSmsRequest::new("", ""),
+            _ => (SendSmsRequest::new("", ""), BTreeSet::new()),
         };
         if let Some(v) = &self.from {
             req.from.clone_from(v);
@@ -181,11 +185,11 @@ impl SendArgs {
         if let Some(k) = &self.idempotency_key {
             req.idempotency_key = Some(k.clone());
         }
-        Ok(req)
+        Ok((req, in_file))
     }
 
     /// The flag that supplied the field a violation names, if a flag did.
-    fn flag_for(&self, v: &Violation) -> Option<&str> {
+    fn flag_for(&self, v: &telnyx_assistant_sms::Violation) -> Option<&'static str> {
         let path: Vec<&str> = v.path().iter().map(String::as_str).collect();
         match path.as_slice() {
             ["path", "assistant_id"] => Some("--assistant-id"),
@@ -196,7 +200,7 @@ impl SendArgs {
                 .metadata
                 .iter()
                 .find(|(k, _, _)| k == key)
-                .map(|(_, _, by)| by.as_str()),
+                .map(|(_, _, by)| *by),
             ["header", "Idempotency-Key"] => {
                 self.idempotency_key.as_ref().map(|_| "--idempotency-key")
             }
@@ -204,8 +208,9 @@ impl SendArgs {
         }
     }
 
-    /// A validation error, told in terms of the flags and the file that supplied each field.
-    fn explain(&self, e: &Error) -> Failure {
+    /// A validation error, told in terms of the flags and the file that supplied each field;
+    /// `in_file` holds the fields the `--request` object has (given, if empty).
+    fn explain(&self, e: &Error, in_file: &BTreeSet<String>) -> Failure {
         if e.kind() != ErrorKind::Validation {
             return Failure::from_error(e);
         }
@@ -214,26 +219,37 @@ impl SendArgs {
         let mut json = Vec::new();
         for v in e.violations() {
             let flag = self.flag_for(v);
-            let field = v.field();
+            let in_request = match v.path() {
+                [body, name] if body == "body" => in_file.contains(name),
+                _ => false,
+            };
+            let out = Violation::of(v, flag, flag.is_some() || in_request);
+            let field = out.field.as_deref().unwrap_or_default();
+            let msg = &out.message;
             parts.push(match (flag, &request) {
-                // An empty value for a flag is "empty", not "field required".
-                (Some(flag), _) if v.code() == "missing" => {
-                    format!("{flag}: must not be empty ({field})")
-                }
-                (Some(flag), _) => format!("{flag}: {} ({field})", v.message()),
-                (None, Some(name)) => match option_for(&field) {
-                    Some(opt) if v.code() == "missing" => {
-                        format!("{name}: {field}: {} (or give {opt})", v.message())
+                (Some(flag), _) => format!("{flag}: {msg} ({field})"),
+                (None, Some(name)) => match option_for(field) {
+                    Some(opt) if !in_request && v.code() == "missing" => {
+                        format!("{name}: {field}: {msg} (or give {opt})")
                     }
-                    _ => format!("{name}: {field}: {}", v.message()),
+                    _ => format!("{name}: {}", out.text()),
                 },
-                (None, None) => format!("{field}: {}", v.message()),
+                (None, None) => out.text(),
             });
-            json.push(output::violation(v, flag));
+            json.push(out.to_value());
         }
         let message = format!("invalid request, nothing was sent: {}", parts.join("; "));
         json.truncate(output::JSON_LIST_CAP);
         Failure::invalid(message, json)
+    }
+}
+
+/// The flag a metadata entry came from, as a `'static` name.
+fn meta_flag(by: &str) -> &'static str {
+    match by {
+        "--meta-int" => "--meta-int",
+        "--meta-bool" => "--meta-bool",
+        _ => "--meta",
     }
 }
 
@@ -246,8 +262,9 @@ fn option_for(field: &str) -> Option<&'static str> {
     }
 }
 
-/// Reads and parses the `--request` object; `name` is how messages call it.
-fn parse_request(name: &str, path: &str) -> Result<SendSmsRequest, Failure> {
+/// Reads and parses the `--request` object; `name` is how messages call it. Also returns the
+/// names of the fields the object has.
+fn parse_request(name: &str, path: &str) -> Result<(SendSmsRequest, BTreeSet<String>), Failure> {
     let text = args::read_text("--request", path, INPUT_CAP).map_err(Failure::usage)?;
     let invalid = |why: String| Failure::invalid(format!("{name}: {why}"), Vec::new());
     const EXAMPLE: &str = r#"{"from": "+15550001111", "to": "+15550002222", "text": "Hi"}"#;
@@ -257,6 +274,7 @@ fn parse_request(name: &str, path: &str) -> Result<SendSmsRequest, Failure> {
         )));
     }
     // First as any JSON, to say what it is when it is not an object...
+    let mut fields = BTreeSet::new();
     let found = match serde_json::from_str::<Value>(&text) {
         Err(e) => {
             return Err(invalid(format!(
@@ -264,7 +282,10 @@ fn parse_request(name: &str, path: &str) -> Result<SendSmsRequest, Failure> {
                 output::cap(&e.to_string(), DETAIL_CAP)
             )));
         }
-        Ok(Value::Object(_)) => None,
+        Ok(Value::Object(o)) => {
+            fields.extend(o.into_iter().map(|(k, _)| k));
+            None
+        }
         Ok(Value::Array(_)) => Some("an array"),
         Ok(Value::String(_)) => Some("a string"),
         Ok(Value::Number(_)) => Some("a number"),
@@ -277,14 +298,16 @@ fn parse_request(name: &str, path: &str) -> Result<SendSmsRequest, Failure> {
         )));
     }
     // ...then as the request, whose errors carry line and column.
-    serde_json::from_str(&text).map_err(|e| invalid(output::cap(&e.to_string(), DETAIL_CAP)))
+    let req = serde_json::from_str(&text)
+        .map_err(|e| invalid(output::cap(&e.to_string(), DETAIL_CAP)))?;
+    Ok((req, fields))
 }
 
 /// Runs one `send`. After the SMS is sent nothing makes this fail: if stdout cannot take the
 /// answer, a note goes to stderr and the exit is still 0, so that a wrapper that retries
 /// failures cannot text the person twice.
 pub fn run(a: &SendArgs) -> Result<(), Failure> {
-    let req = a.build_request()?;
+    let (req, in_file) = a.build_request()?;
     let need = if a.dry_run {
         KeyNeed::PlaceholderIfNone
     } else {
@@ -294,7 +317,7 @@ pub fn run(a: &SendArgs) -> Result<(), Failure> {
     let assistant_id = a.assistant_id.as_deref().unwrap_or_default();
     let prepared = client
         .prepare(assistant_id, &req)
-        .map_err(|e| a.explain(&e))?;
+        .map_err(|e| a.explain(&e, &in_file))?;
     if a.dry_run {
         return output::write_stdout(&output::dry_run(&prepared, a.client.json))
             .map_err(Failure::stdout);

@@ -253,11 +253,27 @@ fn validation_errors_name_the_flag_that_gave_the_field() {
     assert_eq!(r.code, 2);
     let e = json_error(&r.stderr);
     assert_eq!(e["kind"], "validation");
+    // One shape and one wording, on stderr and in JSON: the library's field names, and
+    // "must not be empty" for a flag given empty.
     assert_eq!(
-        e["violations"][0]["loc"],
-        serde_json::json!(["body", "from"])
+        e["violations"][0],
+        serde_json::json!({
+            "field": "body.from",
+            "message": "must not be empty",
+            "code": "missing",
+            "flag": "--from",
+        })
     );
-    assert_eq!(e["violations"][0]["flag"], "--from");
+    assert_eq!(
+        e["message"],
+        "invalid request, nothing was sent: --from: must not be empty (body.from)"
+    );
+    args.retain(|a| *a != "--json");
+    let r = run(&args);
+    assert_eq!(
+        r.stderr,
+        "telnyx-sms: invalid request, nothing was sent: --from: must not be empty (body.from)\n"
+    );
 }
 
 #[test]
@@ -441,14 +457,88 @@ fn help_and_misplaced_options_say_where_things_go() {
     assert_eq!(json_error(&r.stderr)["kind"], "usage");
 
     let help = run(&["--help"]).stdout;
-    for args in [
-        &["help"][..],
-        &["help", "send"],
-        &["send", "--help"],
-        &["-h"],
-    ] {
+    for args in [&["help"][..], &["-h"]] {
         let r = run(args);
         assert_eq!((r.code, &r.stdout), (0, &help), "{args:?}");
+    }
+}
+
+#[test]
+fn a_commands_help_shows_its_own_options_only() {
+    let full = run(&["--help"]).stdout;
+    for (command, own, other) in [
+        ("send", "SEND OPTIONS:", "SEND-BATCH OPTIONS:"),
+        ("send-batch", "SEND-BATCH OPTIONS:", "SEND OPTIONS:"),
+    ] {
+        let help = run(&["help", command]).stdout;
+        for args in [[command, "--help"], [command, "-h"]] {
+            let r = run(&args);
+            assert_eq!((r.code, &r.stdout), (0, &help), "{args:?}");
+        }
+        assert!(
+            help.starts_with(&format!("telnyx-sms {command}: ")),
+            "{help}"
+        );
+        assert!(help.contains(own) && help.contains("CONNECTION AND OUTPUT OPTIONS:"));
+        assert!(!help.contains(other), "{help}");
+        assert!(!help.contains("EXIT CODES"), "{help}");
+        assert!(help.ends_with("exit codes: telnyx-sms --help\n"), "{help}");
+        assert!(
+            help.lines().count() < full.lines().count() / 2,
+            "{} lines",
+            help.lines().count()
+        );
+    }
+    let r = run(&["help", "sned"]);
+    assert_eq!(r.code, 2);
+    assert!(
+        r.stderr
+            .contains("unknown command 'sned' (did you mean 'send'?)")
+    );
+}
+
+#[test]
+fn a_near_miss_option_or_command_gets_a_suggestion() {
+    for (args, want) in [
+        (
+            &["send", "--txt", "hi"][..],
+            "unknown option '--txt' (did you mean --text?)",
+        ),
+        (
+            &["send", "--form", "+1"],
+            "unknown option '--form' (did you mean --from?)",
+        ),
+        (
+            &["send", "--assistant_id", "a"],
+            "unknown option '--assistant_id' (did you mean --assistant-id?)",
+        ),
+        (
+            &["send", "--verbos"],
+            "unknown option '--verbos' (did you mean --verbose?)",
+        ),
+        (
+            &["send-batch", "--concurency", "2"],
+            "unknown option '--concurency' (did you mean --concurrency?)",
+        ),
+        (
+            &["--verison"],
+            "unknown option '--verison' (did you mean --version?)",
+        ),
+        (&["sned"], "unknown command 'sned' (did you mean 'send'?)"),
+        (
+            &["send-bacth"],
+            "unknown command 'send-bacth' (did you mean 'send-batch'?)",
+        ),
+        // Nothing near: no guess.
+        (&["send", "--colour"], "unknown option '--colour'; see"),
+        (
+            &["frobnicate"],
+            "unknown command 'frobnicate' (the commands are",
+        ),
+    ] {
+        let r = run(args);
+        assert_eq!(r.code, 2, "{args:?}");
+        assert!(r.stderr.contains(want), "{args:?}: {}", r.stderr);
     }
 }
 

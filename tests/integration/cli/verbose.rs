@@ -182,7 +182,13 @@ fn more_v_is_vv_and_v_v_is_vv() {
         records(&r.stderr).iter().map(normalized).collect()
     };
     assert_eq!(reference.len(), 5);
-    for flags in [&["-v", "-v"][..], &["-vvv"], &["-v", "--json", "-v"]] {
+    for flags in [
+        &["-v", "-v"][..],
+        &["-vvv"],
+        &["-v", "--json", "-v"],
+        &["--verbose", "--verbose"],
+        &["--verbose", "-v"],
+    ] {
         let server = retried_server();
         let r = send(&server, flags, &[]);
         assert_eq!(r.code, 0, "{flags:?}: {}", r.stderr);
@@ -220,6 +226,8 @@ fn telnyx_log_debug_is_vv_and_info_is_v_and_the_flag_wins() {
     let vv = run(&["-vv"], &[]);
     let v = run(&["-v"], &[]);
     assert_eq!((vv.len(), v.len()), (5, 2));
+    // --verbose is -v.
+    assert_eq!(run(&["--verbose"], &[]), v);
     assert_eq!(run(&[], &[("TELNYX_LOG", "debug")]), vv);
     assert_eq!(run(&[], &[("TELNYX_LOG", "info")]), v);
     assert_eq!(run(&[], &[("TELNYX_LOG", " DEBUG ")]), vv);
@@ -545,7 +553,7 @@ fn v_goes_after_the_command_and_help_says_it_may_repeat() {
          telnyx-sms send ... -v; see 'telnyx-sms --help'\n"
     );
     let r = super::run(&["--help"]);
-    assert!(r.stdout.contains("-v, -vv "), "{}", r.stdout);
+    assert!(r.stdout.contains("-v, -vv, --verbose "), "{}", r.stdout);
     assert!(
         r.stdout.contains("The one flag that may be repeated"),
         "{}",
