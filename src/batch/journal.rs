@@ -17,7 +17,10 @@
 //! A `start` is on disk (`fsync`) before the request's first byte goes out, and an outcome is
 //! on disk before the caller hears of it. Writers share `fsync`s (group commit). A torn last
 //! line (a crash mid-write) is dropped when the journal is opened; damage anywhere else is an
-//! error. The journal is locked (`flock`) while a batch runs, so two runs cannot share it.
+//! error, and so is a file that does not begin as a journal (it is never truncated), or a
+//! path that is not a regular file. The journal is locked (`flock`) while a batch runs, so
+//! two runs cannot share it. A key an earlier run started at one position is not started at
+//! another: a line that moved (lines inserted above it) is refused, not sent again.
 
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
@@ -145,6 +148,9 @@ pub(crate) struct Journal {
     path: PathBuf,
     salt: String,
     entries: HashMap<usize, Entry>,
+    /// Where earlier runs started each key: a hash of the key -> its index. (A hash, not the
+    /// key, to keep memory small; a hit is checked against the entry's key.)
+    by_key: HashMap<u64, usize>,
     /// The writer (none for a journal only read).
     out: Option<Mutex<Out>>,
     synced: Condvar,
@@ -183,12 +189,23 @@ impl Journal {
     /// `salt` makes a new journal's salt (only called when the file is new or empty).
     pub(crate) fn open(path: &Path, assistant_id: &str) -> Result<Journal, Error> {
         let shown = || crate::text::Clean(&path.display().to_string(), 200).to_string();
+        // Before opening (a device or a pipe is not opened for writing) and after (the path
+        // may have been replaced in between).
+        match std::fs::metadata(path) {
+            Ok(m) => regular_file(path, &m)?,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(io_error(path, "cannot be opened", &e)),
+        }
         let mut file = OpenOptions::new()
             .read(true)
             .append(true)
             .create(true)
             .open(path)
             .map_err(|e| io_error(path, "cannot be opened", &e))?;
+        let meta = file
+            .metadata()
+            .map_err(|e| io_error(path, "cannot be opened", &e))?;
+        regular_file(path, &meta)?;
         match file.try_lock() {
             Ok(()) => {}
             Err(std::fs::TryLockError::WouldBlock) => {
@@ -210,6 +227,7 @@ impl Journal {
             .and_then(|_| file.read_to_end(&mut text))
             .map_err(|e| io_error(path, "cannot be read", &e))?;
         let (header, entries, good_len) = parse(&text, path)?;
+        let by_key = index_keys(&entries);
         if good_len < text.len() as u64 {
             // A torn last record: the crash interrupted its write. Drop it.
             file.set_len(good_len)
@@ -219,6 +237,7 @@ impl Journal {
             path: path.to_owned(),
             salt: String::new(),
             entries,
+            by_key,
             out: Some(Mutex::new(Out {
                 file,
                 written: 0,
@@ -253,12 +272,16 @@ impl Journal {
     /// Reads the journal at `path` without locking or writing it (a missing file is an empty
     /// journal, with no salt yet), for checks and dry runs.
     pub(crate) fn read(path: &Path, assistant_id: &str) -> Result<Journal, Error> {
-        let text = match std::fs::read(path) {
-            Ok(t) => t,
+        let text = match std::fs::metadata(path) {
+            Ok(m) => {
+                regular_file(path, &m)?;
+                std::fs::read(path).map_err(|e| io_error(path, "cannot be read", &e))?
+            }
             Err(e) if e.kind() == io::ErrorKind::NotFound => Vec::new(),
             Err(e) => return Err(io_error(path, "cannot be read", &e)),
         };
         let (header, entries, _) = parse(&text, path)?;
+        let by_key = index_keys(&entries);
         let salt = match header {
             Some(h) => {
                 check_assistant(&h, path, assistant_id)?;
@@ -270,6 +293,7 @@ impl Journal {
             path: path.to_owned(),
             salt,
             entries,
+            by_key,
             out: None,
             synced: Condvar::new(),
         })
@@ -285,8 +309,31 @@ impl Journal {
         self.entries.get(&index)
     }
 
+    /// Where an earlier run started `key`, if at another position than `index`: the input
+    /// changed (lines were added or moved), and the request at `index` is the one an earlier
+    /// run sent, or may have sent, from that position.
+    pub(crate) fn recorded_elsewhere(&self, index: usize, key: &str) -> Option<usize> {
+        let at = *self.by_key.get(&key_hash(key))?;
+        (at != index && self.entries.get(&at).is_some_and(|e| e.key == key)).then_some(at)
+    }
+
     /// Records, durably, that request `index` is about to be sent under `key`.
+    ///
+    /// Refuses (a `Validation` error, nothing written) a key an earlier run started at
+    /// another position: the position's own check cannot see a line that moved to a position
+    /// the journal has no record of.
     pub(crate) fn start(&self, index: usize, key: &str, body: &str) -> Result<(), Error> {
+        if let Some(at) = self.recorded_elsewhere(index, key) {
+            return Err(Error::validation(vec![crate::error::Violation::new(
+                &["journal", &index.to_string()],
+                format!(
+                    "is the request the journal recorded at position {at} (the same key): lines \
+                     were added or moved since the journal's run; use the input it was made \
+                     with, or a new journal"
+                ),
+                "journal_mismatch",
+            )]));
+        }
         self.append(&Record::Start {
             index,
             key: key.to_owned(),
@@ -396,6 +443,47 @@ fn check_assistant(h: &Header, path: &Path, assistant_id: &str) -> Result<(), Er
     )))
 }
 
+/// Refuses what is not a regular file: a device would be read forever (`/dev/zero`), a pipe
+/// or a terminal would block, and none of them keeps a record.
+fn regular_file(path: &Path, meta: &std::fs::Metadata) -> Result<(), Error> {
+    if meta.is_file() {
+        return Ok(());
+    }
+    let what = if meta.is_dir() {
+        "a directory"
+    } else {
+        "not a regular file"
+    };
+    Err(Error::config(format!(
+        "the journal {} is {what}: a journal must be a file of its own",
+        crate::text::Clean(&path.display().to_string(), 200)
+    )))
+}
+
+fn key_hash(key: &str) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::hash::DefaultHasher::new();
+    key.hash(&mut h);
+    h.finish()
+}
+
+/// Each key's position, from what earlier runs started.
+fn index_keys(entries: &HashMap<usize, Entry>) -> HashMap<u64, usize> {
+    entries
+        .iter()
+        .map(|(index, e)| (key_hash(&e.key), *index))
+        .collect()
+}
+
+/// Whether `bytes`, the start of a file with no complete header, can be a header whose write
+/// a crash cut short: the beginning of one, or the zeros a file system can leave where data
+/// was not yet written. Anything else is not a journal, and must not be truncated as one.
+fn torn_header(bytes: &[u8]) -> bool {
+    const START: &[u8] = br#"{"journal":"#;
+    let n = bytes.len().min(START.len());
+    bytes[..n] == START[..n] || bytes.iter().all(|b| *b == 0)
+}
+
 /// The pid of the last run recorded (for naming who holds the lock).
 fn last_pid(file: &mut File) -> Option<u32> {
     let mut text = Vec::new();
@@ -431,8 +519,9 @@ fn parse(text: &[u8], path: &Path) -> Result<Parsed, Error> {
         let end = text[at..].iter().position(|b| *b == b'\n');
         let (line, next) = match end {
             Some(e) => (&text[at..at + e], at + e + 1),
-            // No newline: a torn last line.
-            None => break,
+            // No newline: a torn last line (of a journal: not the first line of another file).
+            None if header.is_some() || torn_header(&text[at..]) => break,
+            None => return Err(damaged(n, "no journal header")),
         };
         let last = next >= text.len();
         if header.is_none() {
@@ -444,7 +533,7 @@ fn parse(text: &[u8], path: &Path) -> Result<Parsed, Error> {
                         &format!("format {} is not known to this version", h.journal),
                     ));
                 }
-                Err(_) if last => break,
+                Err(_) if last && torn_header(line) => break,
                 Err(_) => return Err(damaged(n, "no journal header")),
             }
         } else {

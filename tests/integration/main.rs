@@ -18,9 +18,11 @@ mod errors;
 mod glue;
 mod hostile;
 mod journal;
+mod kill;
 mod load;
 mod phases;
 mod policy;
+mod probe14;
 mod retries;
 mod server_selftest;
 mod soak;
@@ -82,6 +84,22 @@ pub fn run_child(path: &str, vars: &[(&str, &str)]) -> String {
 
 /// [`run_child`] with variables that need not be unicode.
 pub fn run_child_os(path: &str, vars: &[(&str, &std::ffi::OsStr)]) -> String {
+    let out = child_command(path, vars).output().unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "child {path} failed:\n{text}");
+    assert!(
+        text.contains("1 passed"),
+        "child {path} did not run:\n{text}"
+    );
+    text
+}
+
+/// The command [`run_child_os`] runs: this test binary, for the test `path` alone.
+fn child_command(path: &str, vars: &[(&str, &std::ffi::OsStr)]) -> Command {
     let mut cmd = Command::new(std::env::current_exe().unwrap());
     // The helpers are `#[ignore]`d, so that they do not count as tests of their own.
     cmd.args([
@@ -98,18 +116,18 @@ pub fn run_child_os(path: &str, vars: &[(&str, &std::ffi::OsStr)]) -> String {
     for (k, v) in vars {
         cmd.env(k, v);
     }
-    let out = cmd.output().unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(out.status.success(), "child {path} failed:\n{text}");
-    assert!(
-        text.contains("1 passed"),
-        "child {path} did not run:\n{text}"
-    );
-    text
+    cmd
+}
+
+/// Starts the test `path` alone in a child process, as [`run_child`] does, without waiting
+/// for it (its output is discarded): for tests that kill it.
+pub fn spawn_child(path: &str, vars: &[(&str, &str)]) -> std::process::Child {
+    let vars: Vec<(&str, &std::ffi::OsStr)> = vars.iter().map(|(k, v)| (*k, v.as_ref())).collect();
+    child_command(path, &vars)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap()
 }
 
 /// True only inside the child process [`run_child`] started for the test `path`.
