@@ -282,8 +282,8 @@ impl Client {
         &self.inner.base_url
     }
 
-    /// Sends one SMS through the assistant `assistant_id`, retrying only where that cannot
-    /// send it twice (see the crate docs), and returns the server's answer.
+    /// Sends one SMS through the assistant `assistant_id`, retrying by default only what
+    /// provably was not performed (see the crate docs), and returns the server's answer.
     ///
     /// The request and the id are validated first; nothing goes on the network unless both
     /// pass.
@@ -373,11 +373,11 @@ impl Client {
 
     /// Sends a [`PreparedSend`], with the same retry rules as [`send_sms`](Self::send_sms).
     ///
-    /// Sending the same `PreparedSend` again reuses its idempotency key, so when it carries
-    /// one (the default: see
-    /// [`auto_idempotency_key`](crate::ClientBuilder::auto_idempotency_key)), the server
-    /// delivers the SMS at most once however often it is sent. Without a key, each call may
-    /// send the SMS again.
+    /// Sending the same `PreparedSend` again reuses its idempotency key (when it carries one:
+    /// see [`auto_idempotency_key`](crate::ClientBuilder::auto_idempotency_key)), so a server
+    /// that honours keys replays a first success instead of sending again. That is all a key
+    /// buys: this endpoint does not declare `Idempotency-Key`, and only successes are
+    /// replayed, so each call after a failure that may have been sent can send the SMS again.
     ///
     /// # Errors
     ///

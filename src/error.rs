@@ -441,8 +441,11 @@ impl Error {
         self.inner.elapsed
     }
 
-    /// The `Idempotency-Key` the attempts carried, if any. Sending again with this same key
-    /// cannot deliver the SMS twice (within the server's 24 hours).
+    /// The `Idempotency-Key` the attempts carried, if any. A server that honours keys as
+    /// Telnyx documents replays a *successful* first attempt for 24 hours when the same key is
+    /// sent again; this endpoint does not declare the header, and after an error answer the
+    /// server executes again. So when [`may_have_been_sent`](Self::may_have_been_sent) is
+    /// `true`, find out before sending again, even under this key.
     pub fn idempotency_key(&self) -> Option<&str> {
         self.inner.idempotency_key.as_deref()
     }

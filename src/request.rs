@@ -212,11 +212,15 @@ impl SendSmsRequest {
         self
     }
 
-    /// Your own `Idempotency-Key` for this send: 1 to 255 characters of `A-Z a-z 0-9 _ - :` (as Telnyx documents: `^[A-Za-z0-9_:-]{1,255}$`).
+    /// Your own `Idempotency-Key` for this send: 1 to 255 characters of `A-Z a-z 0-9 _ - :`
+    /// (as Telnyx documents: `^[A-Za-z0-9_:-]{1,255}$`).
     ///
-    /// The server sends the SMS at most once per key (it replays the first answer for 24
-    /// hours), so a script that derives the key from its own event id can be re-run after a
-    /// crash without texting anyone twice. The key is a header and never part of the JSON.
+    /// A server that honours keys replays a first *success* under the same key for 24 hours,
+    /// so a script that derives the key from its own event id can be re-run after a crash
+    /// that lost the answer. It is no promise against a server that ignores keys (this
+    /// endpoint does not declare the header) or after an error answer: for that, keep a
+    /// journal (`telnyx-sms send --journal`, or [`BatchOptions::journal`](crate::BatchOptions::journal)).
+    /// The key is a header and never part of the JSON.
     ///
     /// Defaults to unset: the client then generates a fresh random key for each send (see
     /// [`ClientBuilder::auto_idempotency_key`](crate::ClientBuilder::auto_idempotency_key)).

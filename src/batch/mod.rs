@@ -159,9 +159,11 @@ impl BatchOptions {
 
     /// Sends only the requests of shard `k` of `n` (`0 <= k < n`), so that `n` machines (or
     /// processes), each with its own journal, split one input without any request sent by
-    /// two of them. A request's shard is a function of its content (its key if it has one,
-    /// else the assistant id and body), so it is the same on every run and every machine, and
-    /// identical requests fall in one shard. The others are skipped: no result, not counted.
+    /// two of them. A request's shard is its position modulo `n`: the same on every run and
+    /// every machine for the same input, and a request changed since a shard's run stays in
+    /// that shard, whose journal refuses it. Duplicates are still found across the whole
+    /// input (a request identical to an earlier one in another shard is a `Duplicate`, not
+    /// sent). The others are skipped: no result, not counted.
     ///
     /// Defaults to every request.
     #[must_use]
@@ -536,41 +538,36 @@ impl<I: Iterator<Item = SendSmsRequest>> Feed<'_, I> {
         let mut prepared = match client.prepare_unkeyed(self.assistant_id, &request) {
             Ok(p) => p,
             Err(e) => {
-                let key = request.idempotency_key.clone().unwrap_or_default();
-                if self.out_of_shard(key.as_bytes()) {
+                if self.out_of_shard(index) {
                     return Plan::Skip;
                 }
+                let key = request.idempotency_key.clone().unwrap_or_default();
                 return settled(key, BatchOutcome::Failed(e), false);
             }
         };
         // Every key is compared by a hash of its text, derived or given (a given key may
         // equal another request's derived one), and every body by its digest.
         let body = digest(self.assistant_id, prepared.body());
-        let id;
         let key = match request.idempotency_key {
-            Some(k) => {
-                // A given key shards by itself, so requests sharing it share a shard.
-                id = fingerprint(k.as_bytes());
-                if self.out_of_shard(&id) {
-                    return Plan::Skip;
-                }
-                k
-            }
-            None => {
-                if self.out_of_shard(&body) {
-                    return Plan::Skip;
-                }
-                let k = derive_key(prefix, salt, &body);
-                id = fingerprint(k.as_bytes());
-                k
-            }
+            Some(k) => k,
+            None => derive_key(prefix, salt, &body),
         };
+        let id = fingerprint(key.as_bytes());
         prepared.idempotency_key = Some(key.clone());
-        match self.seen.get(&id) {
-            Some(&(of, first_body)) if first_body == body => {
+        // Every request is checked against the earlier ones, in the shard or not, so that
+        // identical requests stay one message whichever shards they fall in.
+        let first = self.seen.get(&id).copied();
+        if first.is_none() {
+            self.seen.insert(id, (index, body));
+        }
+        if self.out_of_shard(index) {
+            return Plan::Skip;
+        }
+        match first {
+            Some((of, first_body)) if first_body == body => {
                 return settled(key, BatchOutcome::Duplicate { of }, false);
             }
-            Some(&(of, _)) => {
+            Some((of, _)) => {
                 let e = Error::validation(vec![Violation::new(
                     &["header", "Idempotency-Key"],
                     format!(
@@ -581,11 +578,21 @@ impl<I: Iterator<Item = SendSmsRequest>> Feed<'_, I> {
                 )]);
                 return settled(key, BatchOutcome::Failed(e), false);
             }
-            None => {
-                self.seen.insert(id, (index, body));
-            }
+            None => {}
         }
         let pin = hex(&body);
+        if let Some(at) = self.journal.and_then(|j| j.recorded_elsewhere(index, &key)) {
+            let e = Error::validation(vec![Violation::new(
+                &["journal", &index.to_string()],
+                format!(
+                    "is the request the journal recorded at position {at} (the same key): lines \
+                     were added or moved since the journal's run; use the input it was made \
+                     with, or a new journal"
+                ),
+                "journal_mismatch",
+            )]);
+            return settled(key, BatchOutcome::Failed(e), false);
+        }
         if let Some(entry) = self.journal.and_then(|j| j.entry(index)) {
             if entry.key != key || entry.body != pin {
                 let e = Error::validation(vec![Violation::new(
@@ -608,14 +615,14 @@ impl<I: Iterator<Item = SendSmsRequest>> Feed<'_, I> {
         Plan::Send(prepared, pin)
     }
 
-    fn out_of_shard(&self, bits: &[u8]) -> bool {
+    /// Shards go by position, so a request changed since a shard's run stays in that shard,
+    /// whose journal then refuses it (by content, it could move to a shard whose journal
+    /// never saw it, and be sent again there).
+    fn out_of_shard(&self, index: usize) -> bool {
         let Some((k, n)) = self.options.shard else {
             return false;
         };
-        let mut b = [0u8; 8];
-        let len = bits.len().min(8);
-        b[..len].copy_from_slice(&bits[..len]);
-        u64::from_be_bytes(b) % u64::from(n) != u64::from(k)
+        index as u64 % u64::from(n) != u64::from(k)
     }
 }
 
@@ -827,12 +834,7 @@ impl Client {
     {
         loop {
             let work = match feed.lock() {
-                Ok(mut f) => {
-                    if journal.and_then(Journal::broken).is_some() {
-                        f.closed = true;
-                    }
-                    f.next(self)
-                }
+                Ok(mut f) => f.next(self),
                 Err(_) => return,
             };
             let result = match work {
@@ -894,6 +896,15 @@ impl Client {
             } else {
                 Error::not_attempted(wait, key)
             };
+            return BatchOutcome::Failed(e);
+        }
+        if let Some(broken) = journal.and_then(Journal::broken) {
+            // Nothing is sent that the journal cannot record: the rest are reported, not sent.
+            let e = Error::transport(
+                format!("not attempted: the batch stopped sending when {broken}"),
+                false,
+            )
+            .finish(0, key, false, Duration::ZERO);
             return BatchOutcome::Failed(e);
         }
         if let Some(Err(e)) = journal.map(|j| j.start(index, key.unwrap_or(""), pin)) {

@@ -325,6 +325,18 @@ fn shards_split_the_input_with_nothing_sent_twice_or_left_out() {
     seen.sort_unstable();
     assert_eq!(seen, (0..30).collect::<Vec<_>>());
     assert_eq!(model.performed().len(), 30);
+    // A request identical to one in another shard is still one message.
+    let mut reqs = requests(3);
+    reqs[1] = reqs[0].clone();
+    let dir = Dir::new("shard-dup");
+    let (r, _) = run(
+        &client(&server),
+        reqs,
+        &BatchOptions::new().shard(1, 3).journal(dir.journal()),
+    );
+    assert_eq!(r.len(), 1);
+    assert!(matches!(r[0].outcome, BatchOutcome::Duplicate { of: 0 }), "{r:?}");
+    assert_eq!(model.performed().len(), 30);
 }
 
 #[test]

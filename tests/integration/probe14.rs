@@ -286,9 +286,6 @@ fn a_line_moved_by_an_insertion_is_not_sent_again() {
 }
 
 #[test]
-#[ignore = "defect: check_batch counts a moved line as to send (send_batch refuses it only at its \
-            start); fix in Feed::plan (src/batch/mod.rs): refuse when \
-            journal.recorded_elsewhere(index, &key) is Some"]
 fn check_batch_finds_a_moved_line_before_sending() {
     let model = Telnyx::new().ignore_keys();
     let server = ScriptServer::builder().handler(model.handler()).start();
@@ -405,9 +402,6 @@ fn a_journal_that_can_no_longer_be_written_stops_the_batch_safely() {
 /// caller cannot tell "not sent, because the journal broke" from "the input ended".
 #[cfg(unix)]
 #[test]
-#[ignore = "defect: after a journal write fails, send_batch stops reading the input and \
-            returns Ok, the lines not read have no result; fix in src/batch/mod.rs: report \
-            them as not attempted (as the throttle budget does) or return an error"]
 fn a_journal_that_can_no_longer_be_written_is_not_a_silent_stop() {
     crate::run_child(
         "probe14::child_journal_write_fails",
@@ -700,17 +694,11 @@ fn shards_of(reqs: &[SendSmsRequest], n: usize) -> BTreeMap<usize, usize> {
     of
 }
 
-/// A line's shard is a function of its content, and each shard has its own journal. Change a
-/// line (fix a typo, add a key) and it may move to another shard, whose journal never saw
-/// that position: it is sent there, a second SMS to the same person, while its first shard
-/// skips it as not its own. Unsharded, the same change is refused as "differs from the request
-/// the journal recorded". Fixes: shard by position (`index % n`, with the duplicate check fed
-/// by every line, in the shard or not, so identical lines stay one message), or have each
-/// shard's journal pin every line of the input, not only its own.
+/// Each shard has its own journal. When a line's shard was a function of its content, a
+/// changed line (a typo fixed, a key added) could move to another shard, whose journal never
+/// saw that position, and be sent there: a second SMS. Shards now go by position, so the
+/// change stays in its shard and is refused there, as it is unsharded.
 #[test]
-#[ignore = "defect: with shards, a line changed since the journals' run moves to another shard, \
-            whose journal has no record of it, and is sent (unsharded, the change is refused); \
-            fix in src/batch/mod.rs, see the test's docs"]
 fn with_shards_a_changed_line_is_refused_as_without() {
     let model = Telnyx::new().ignore_keys();
     let server = ScriptServer::builder().handler(model.handler()).start();
@@ -726,16 +714,11 @@ fn with_shards_a_changed_line_is_refused_as_without() {
         run(&client(&server), requests(12), &options(k));
     }
     assert_eq!(model.performed().len(), 12);
-    // A correction of line 5 that lands in another shard (found, not assumed).
+    // A correction of line 5: its shard goes by position, so it stays where its journal is.
     let before = shards_of(&requests(12), 3)[&5];
-    let changed = (0..)
-        .map(|v| {
-            let mut reqs = requests(12);
-            reqs[5] = reqs[5].clone().text(format!("probe 5 (corrected {v})"));
-            reqs
-        })
-        .find(|reqs| shards_of(reqs, 3)[&5] != before)
-        .unwrap();
+    let mut changed = requests(12);
+    changed[5] = changed[5].clone().text("probe 5 (corrected)");
+    assert_eq!(shards_of(&changed, 3)[&5], before);
     let mut refused = 0;
     for k in 0..3 {
         let check = client(&server)
