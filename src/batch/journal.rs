@@ -317,6 +317,15 @@ impl Journal {
         (at != index && self.entries.get(&at).is_some_and(|e| e.key == key)).then_some(at)
     }
 
+    /// Where an earlier run started `key` (for a journal of single sends, keyed by their own
+    /// keys), or else the next free position.
+    pub(crate) fn position_for(&self, key: &str) -> usize {
+        match self.by_key.get(&key_hash(key)) {
+            Some(&at) if self.entries.get(&at).is_some_and(|e| e.key == key) => at,
+            _ => self.entries.keys().max().map_or(0, |m| m + 1),
+        }
+    }
+
     /// Records, durably, that request `index` is about to be sent under `key`.
     ///
     /// Refuses (a `Validation` error, nothing written) a key an earlier run started at

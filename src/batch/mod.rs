@@ -843,7 +843,7 @@ impl Client {
                 Some((_, Plan::Settled(result))) => result,
                 Some((index, Plan::Send(prepared, pin))) => {
                     let key = prepared.idempotency_key.clone().unwrap_or_default();
-                    let outcome = self.send_journaled(index, &prepared, &pin, pacer, journal);
+                    let outcome = self.send_journaled_one(index, &prepared, &pin, pacer, journal);
                     BatchResult {
                         index,
                         idempotency_key: key,
@@ -871,7 +871,7 @@ impl Client {
     }
 
     /// Sends one request of a batch: its start on disk first, its outcome on disk after.
-    fn send_journaled(
+    fn send_journaled_one(
         &self,
         index: usize,
         prepared: &PreparedSend,
@@ -926,6 +926,104 @@ impl Client {
             Ok(res) => BatchOutcome::Sent(res),
             Err(e) => BatchOutcome::Failed(e),
         }
+    }
+}
+
+impl Client {
+    /// Sends one request under a [journal](BatchOptions::journal), for a job that may run more
+    /// than once (a cron job, a retrying script): the request must carry its own idempotency
+    /// key, and the journal, keyed by those keys, remembers each one's outcome.
+    ///
+    /// - A key the journal shows sent is not sent again: the recorded result, with
+    ///   [`from_journal`](BatchResult::from_journal) set.
+    /// - A key in doubt (an earlier run started it and recorded no outcome, or it failed after
+    ///   it may have been sent) is not sent: [`BatchOutcome::InDoubt`], unless `options` has
+    ///   [`resend_in_doubt`](BatchOptions::resend_in_doubt).
+    /// - Otherwise it is sent as [`send_sms`](Self::send_sms) sends it, its start on disk
+    ///   first and its outcome after.
+    ///
+    /// Only the journal, the key prefix (unused: the key is given) and `resend_in_doubt` of
+    /// `options` matter here.
+    ///
+    /// ```
+    /// use telnyx_assistant_sms::{BatchOptions, BatchOutcome, Client, SendSmsRequest};
+    /// # let dir = std::env::temp_dir().join(format!("send-journaled-doc-{}", std::process::id()));
+    /// # std::fs::create_dir_all(&dir).unwrap();
+    /// # let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    /// let client = Client::builder()
+    ///     .api_key("KEY")
+    ///     .base_url(format!("http://127.0.0.1:{port}/v2")) // nothing listens: not sent
+    ///     .no_proxy()
+    ///     .max_retries(0)
+    ///     .build()?;
+    /// let req = SendSmsRequest::new("+15550001111", "+15550002222")
+    ///     .text("Your order has shipped")
+    ///     .idempotency_key("order-1042-shipped");
+    /// let options = BatchOptions::new().journal(dir.join("cron.journal"));
+    /// let result = client.send_journaled("assistant-id", &req, &options)?;
+    /// assert!(matches!(result.outcome, BatchOutcome::Failed(ref e) if !e.may_have_been_sent()));
+    /// # std::fs::remove_dir_all(&dir).ok();
+    /// # Ok::<(), telnyx_assistant_sms::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// A [`Config`](crate::ErrorKind::Config) error when `options` has no journal, the
+    /// journal cannot be opened, read or locked, or belongs to another assistant; a
+    /// [`Validation`](crate::ErrorKind::Validation) error when the request breaks a rule, has
+    /// no idempotency key, or the journal recorded another request under its key. A failed
+    /// send is the result's outcome, not an error.
+    pub fn send_journaled(
+        &self,
+        assistant_id: &str,
+        request: &SendSmsRequest,
+        options: &BatchOptions,
+    ) -> Result<BatchResult, Error> {
+        let Some(path) = &options.journal else {
+            return Err(Error::config(
+                "send_journaled needs BatchOptions::journal(path)",
+            ));
+        };
+        let Some(key) = request.idempotency_key.clone() else {
+            return Err(Error::validation(vec![Violation::new(
+                &["header", "Idempotency-Key"],
+                "is needed to send under a journal: the journal finds the send by its key",
+                "missing",
+            )]));
+        };
+        let mut prepared = self.prepare_unkeyed(assistant_id, request)?;
+        prepared.idempotency_key = Some(key.clone());
+        let journal = Journal::open(path, assistant_id)?;
+        let index = journal.position_for(&key);
+        let pin = hex(&digest(assistant_id, prepared.body()));
+        let result = |outcome, from_journal| BatchResult {
+            index,
+            idempotency_key: key.clone(),
+            outcome,
+            from_journal,
+        };
+        if let Some(entry) = journal.entry(index) {
+            if entry.body != pin {
+                return Err(Error::validation(vec![Violation::new(
+                    &["header", "Idempotency-Key"],
+                    "is the key of another request in the journal (another body): a key names \
+                     one message",
+                    "journal_mismatch",
+                )]));
+            }
+            if let Some(res) = entry.response() {
+                return Ok(result(BatchOutcome::Sent(res), true));
+            }
+            if entry.in_doubt() && !options.resend_in_doubt {
+                let reason = entry.doubt();
+                return Ok(result(BatchOutcome::InDoubt { reason }, true));
+            }
+        }
+        let pacer = Pacer::new(None, options.throttle_budget);
+        Ok(result(
+            self.send_journaled_one(index, &prepared, &pin, &pacer, Some(&journal)),
+            false,
+        ))
     }
 }
 

@@ -335,7 +335,10 @@ fn shards_split_the_input_with_nothing_sent_twice_or_left_out() {
         &BatchOptions::new().shard(1, 3).journal(dir.journal()),
     );
     assert_eq!(r.len(), 1);
-    assert!(matches!(r[0].outcome, BatchOutcome::Duplicate { of: 0 }), "{r:?}");
+    assert!(
+        matches!(r[0].outcome, BatchOutcome::Duplicate { of: 0 }),
+        "{r:?}"
+    );
     assert_eq!(model.performed().len(), 30);
 }
 
@@ -408,4 +411,60 @@ fn the_stop_flag_lets_sends_in_flight_finish_and_starts_no_more() {
     assert_eq!((s.sent, s.from_journal, s.in_doubt), (50, summary.total, 0));
     assert_eq!(r.len(), 50);
     assert_eq!(model.performed().len(), 50);
+}
+
+#[test]
+fn a_single_send_under_a_journal_runs_once_per_key_whatever_the_server_does() {
+    let model = Telnyx::new().ignore_keys().faults(|req, attempt| {
+        match (req.header("idempotency-key"), attempt) {
+            (Some("cron-doubt"), 1) => Fault::DropAfter,
+            _ => Fault::None,
+        }
+    });
+    let server = ScriptServer::builder().handler(model.handler()).start();
+    let dir = Dir::new("single");
+    let options = BatchOptions::new().journal(dir.journal());
+    let req = |key: &str| request(1).idempotency_key(key);
+    let c = client(&server);
+    let first = c.send_journaled(ASST, &req("cron-1"), &options).unwrap();
+    assert!(matches!(first.outcome, BatchOutcome::Sent(_)) && !first.from_journal);
+    // The cron job runs again: the recorded result, nothing sent.
+    let again = c.send_journaled(ASST, &req("cron-1"), &options).unwrap();
+    let (BatchOutcome::Sent(a), BatchOutcome::Sent(b)) = (&first.outcome, &again.outcome) else {
+        panic!("{again:?}")
+    };
+    assert!(again.from_journal);
+    assert_eq!(a.conversation_id, b.conversation_id);
+    assert_eq!(model.performed().len(), 1);
+    // Another key is another message, in the same journal.
+    c.send_journaled(ASST, &request(2).idempotency_key("cron-2"), &options)
+        .unwrap();
+    assert_eq!(model.performed().len(), 2);
+    // In doubt: not sent again unless asked.
+    let r = c
+        .send_journaled(ASST, &req("cron-doubt"), &options)
+        .unwrap();
+    assert!(matches!(&r.outcome, BatchOutcome::Failed(e) if e.may_have_been_sent()));
+    let r = c
+        .send_journaled(ASST, &req("cron-doubt"), &options)
+        .unwrap();
+    assert!(matches!(r.outcome, BatchOutcome::InDoubt { .. }), "{r:?}");
+    assert_eq!(model.performed().len(), 3);
+    let r = c
+        .send_journaled(
+            ASST,
+            &req("cron-doubt"),
+            &options.clone().resend_in_doubt(true),
+        )
+        .unwrap();
+    assert!(matches!(r.outcome, BatchOutcome::Sent(_)));
+    assert_eq!(model.performed().len(), 4);
+    // The same key with another request is refused; no key at all too.
+    let err = c
+        .send_journaled(ASST, &request(9).idempotency_key("cron-1"), &options)
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Validation);
+    let err = c.send_journaled(ASST, &request(9), &options).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Validation);
+    assert_eq!(model.performed().len(), 4);
 }
