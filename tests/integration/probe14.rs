@@ -741,9 +741,6 @@ fn with_shards_a_changed_line_is_refused_as_without() {
 /// the server does. A key alone does not: this endpoint does not declare `Idempotency-Key`,
 /// and where keys are honoured only successes are replayed.
 #[test]
-#[ignore = "defect: docs and messages still promise that a key alone cannot send twice \
-            (src/error.rs Error::idempotency_key, src/client.rs send_prepared, src/request.rs \
-            SendSmsRequest::idempotency_key, and the CLI's messages)"]
 fn no_doc_or_message_promises_never_twice_on_a_key_alone() {
     // (Retries "that cannot send twice" are fine: the default retries only what was not
     // performed. A re-send under the same key is what cannot be promised.)

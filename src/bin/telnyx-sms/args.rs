@@ -354,8 +354,16 @@ CONNECTION AND OUTPUT OPTIONS:
     --base-url URL            https, or http to a loopback host only;
                               default: $TELNYX_BASE_URL, else https://api.telnyx.com/v2
     --timeout SECONDS         the most one attempt may take, 0.001 to 86400; default: 60
-    --max-retries N           retries of failures that cannot send twice, 0 to 10;
+    --max-retries N           retries of failures that provably were not performed (no
+                              connection, 429, 408, a 503 asking for a wait), 0 to 10;
                               default: 2
+    --retry-in-doubt          also retry, under the same idempotency key, failures that
+                              may have been sent where a server that honours keys would
+                              replay a success (no answer, 502, 504, a bare 503, 409):
+                              against one that ignores keys each may text again; this
+                              endpoint does not declare keys; default: off
+    --retry-ambiguous         also retry those and 500s, with or without a key, as the
+                              official SDKs do: accepts duplicates; default: off
     --ca-file FILE            trust exactly the certificates in this PEM file (a corporate
                               proxy's or a local server's CA), at most 16 MiB;
                               default: $SSL_CERT_FILE / $SSL_CERT_DIR, else the built-in
@@ -387,6 +395,8 @@ pub struct ClientFlags {
     ca_file: Option<String>,
     timeout: Option<Duration>,
     max_retries: Option<u32>,
+    retry_in_doubt: bool,
+    retry_ambiguous: bool,
     pub json: bool,
     /// How many times `-v` was given (`-vv` is twice); capped, since more means the same.
     pub verbose: u8,
@@ -399,6 +409,8 @@ pub const CLIENT_FLAGS: &[&str] = &[
     "--ca-file",
     "--timeout",
     "--max-retries",
+    "--retry-in-doubt",
+    "--retry-ambiguous",
     "--json",
     "-v",
     "--verbose",
@@ -424,6 +436,8 @@ impl ClientFlags {
                 let n = count(flag, &args.value(flag)?, MAX_RETRIES_MAX)?;
                 once(&mut self.max_retries, flag, n)?;
             }
+            "--retry-in-doubt" => once_switch(&mut self.retry_in_doubt, flag)?,
+            "--retry-ambiguous" => once_switch(&mut self.retry_ambiguous, flag)?,
             "--json" => once_switch(&mut self.json, flag)?,
             // The exception to "each flag once": -v -v (-vv) asks for more.
             "-v" | "--verbose" => self.verbose = self.verbose.saturating_add(1).min(2),
@@ -473,6 +487,9 @@ impl ClientFlags {
         if let Some(n) = self.max_retries {
             b = b.max_retries(n);
         }
+        b = b
+            .retry_in_doubt(self.retry_in_doubt)
+            .retry_ambiguous(self.retry_ambiguous);
         b.build().map_err(|e| Failure::from_error(&e))
     }
 }

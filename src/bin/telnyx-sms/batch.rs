@@ -13,10 +13,11 @@ use telnyx_assistant_sms::{
 
 use crate::args::{self, Arg, Args, ClientFlags, KeyNeed, once, once_switch, shown};
 use crate::output::{
-    self, DETAIL_CAP, EMPTY, Failure, JSON_LIST_CAP, JSON_STRING_CAP, JsonObject, Violation, cap,
+    self, DETAIL_CAP, EMPTY, Failure, JSON_LIST_CAP, JSON_STRING_CAP, JsonObject, TEXT_CAP,
+    Violation, cap, clean,
 };
 use crate::progress::Progress;
-use crate::{exit, logger};
+use crate::{exit, logger, signals};
 
 /// The help lines of `send-batch`'s own options.
 pub const HELP: &str = "\
@@ -33,27 +34,53 @@ SEND-BATCH OPTIONS:
     --concurrency N           at most N sends in flight, 1 to 64; default: 4
     --rate PER_SECOND         at most this many attempts started per second, evenly
                               spaced (0.001 to 10000); default: no limit
-    --key-prefix PREFIX       the prefix of the keys derived for lines without their own
-                              key (up to 223 of A-Z a-z 0-9 _ -); use a new one (a date,
-                              a job id) to send the same text to the same number again
-                              within 24 hours; default: batch-
+    --journal PATH            the batch's journal: each line's start (with its key) is
+                              on disk before it is sent, its outcome as it ends; re-running
+                              the same command with it sends nothing that was sent or may
+                              have been, whatever the server does with keys; default:
+                              FILE.journal (FILE.shard-K-of-N.journal with --shard);
+                              required with --input - (or --no-journal)
+    --no-journal              keep no journal: a re-run then leans on the server honouring
+                              idempotency keys (this endpoint does not declare them), and
+                              can text again lines that failed after being sent or were in
+                              flight when the run was killed; needs --key-prefix
+    --resend-in-doubt         send again, under their same keys, the lines the journal
+                              shows in doubt (started with no outcome, or failed after they
+                              may have been sent); safe only if the server honours keys;
+                              default: they are reported as in-doubt and not sent
+    --shard K/N               send only the lines whose position (among non-blank lines,
+                              from 0) modulo N is K, 0 <= K < N: N machines (a Kubernetes
+                              Indexed Job: --shard $JOB_COMPLETION_INDEX/N) split one input,
+                              each with its own journal; default: every line
+    --throttle-budget SECONDS the most the server's requested pauses (429/503 with a wait)
+                              may add up to; past it the batch stops and the rest is
+                              reported as not attempted; 1 to 86400; default: 600
+    --key-prefix PREFIX       a readable prefix of the keys derived for lines without their
+                              own key (up to 223 of A-Z a-z 0-9 _ - :); with a journal the
+                              keys also mix in its random id; without one, use a new prefix
+                              to send the same text to the same number again within 24
+                              hours; default: batch-
     --skip-invalid            send the valid lines and report the invalid ones as results;
                               default: any invalid line stops the batch before any send
     --dry-run                 check every line and print each one's key and request
                               (key redacted); send nothing; needs no API key
 
-    Every line is read and checked before the first send. Each line's idempotency key is
-    its own, or derived from the assistant id and the exact request (SHA-256), so the same
-    input always gets the same keys: re-running the same command after a crash, a kill or
-    a failed line sends each message at most once in total (the server replays what it
-    already sent, for 24 hours). Two lines with the same key and request are one message:
-    the later one is reported as a duplicate and not sent.
+    Every line is read and checked before the first send, against the journal too: a line
+    that differs from what the journal recorded at its position stops the batch before any
+    send, naming it. Each line's idempotency key is its own, or derived from the request
+    (SHA-256, with the journal's random id). Re-running the same command with the same
+    journal after a crash, a kill or a failed line: lines sent are reported from the
+    journal (\"from_journal\": true), lines that failed and were not sent are sent again,
+    lines in doubt are reported as in-doubt and not sent (exit 5). Two lines with the same
+    key and request are one message: the later one is reported as a duplicate, not sent.
+    SIGINT or SIGTERM stops new sends: the ones in flight finish and are recorded, then
+    exit 130 (a second signal exits at once; what was in flight is then in doubt).
 
     Results go to stdout, one JSON object per input line, in input order, each as soon as
-    every earlier line is done: {\"line\", \"result\": \"sent\"|\"failed\"|\"invalid\"|\"duplicate\",
-    \"idempotency_key\", ...}, always in that order (an invalid line's key is the one it
-    gave, if any). While stderr is a terminal (and no -v), a progress line shows on it; a
-    one-line summary always ends stderr (a JSON object with --json).
+    every earlier line is done: {\"line\", \"result\": \"sent\"|\"failed\"|\"in-doubt\"|
+    \"invalid\"|\"duplicate\", \"idempotency_key\", ...}, always in that order (an invalid
+    line's key is the one it gave, if any). While stderr is a terminal (and no -v), a
+    progress line shows on it; a one-line summary always ends stderr (JSON with --json).
 ";
 
 /// The most an input file may hold.
@@ -72,6 +99,11 @@ pub const FLAGS: &[&str] = &[
     "--concurrency",
     "--rate",
     "--key-prefix",
+    "--journal",
+    "--no-journal",
+    "--resend-in-doubt",
+    "--shard",
+    "--throttle-budget",
     "--skip-invalid",
     "--dry-run",
 ];
@@ -90,6 +122,11 @@ pub struct BatchArgs {
     concurrency: Option<u32>,
     rate: Option<f64>,
     key_prefix: Option<String>,
+    journal: Option<String>,
+    no_journal: bool,
+    resend_in_doubt: bool,
+    shard: Option<(u32, u32)>,
+    throttle_budget: Option<std::time::Duration>,
     skip_invalid: bool,
     dry_run: bool,
     pub client: ClientFlags,
@@ -137,6 +174,17 @@ pub fn parse(args: &mut Args) -> Result<Option<BatchArgs>, Failure> {
                 once(&mut a.rate, f, r)?;
             }
             "--key-prefix" => once(&mut a.key_prefix, f, args.value(f)?)?,
+            "--journal" => once(&mut a.journal, f, args.value(f)?)?,
+            "--no-journal" => once_switch(&mut a.no_journal, f)?,
+            "--resend-in-doubt" => once_switch(&mut a.resend_in_doubt, f)?,
+            "--shard" => {
+                let v = args.value(f)?;
+                once(&mut a.shard, f, shard(f, &v)?)?;
+            }
+            "--throttle-budget" => {
+                let t = args::seconds(f, &args.value(f)?, 1.0, 86_400.0)?;
+                once(&mut a.throttle_budget, f, t)?;
+            }
             "--skip-invalid" => once_switch(&mut a.skip_invalid, f)?,
             "--dry-run" => once_switch(&mut a.dry_run, f)?,
             "--request" | "--to" | "--text" | "--idempotency-key" => {
@@ -153,7 +201,44 @@ pub fn parse(args: &mut Args) -> Result<Option<BatchArgs>, Failure> {
     if a.input.is_none() {
         return Err(Failure::usage("missing --input FILE (or - for stdin)"));
     }
+    if a.journal.is_some() && a.no_journal {
+        return Err(Failure::usage(
+            "--journal and --no-journal contradict each other; give one",
+        ));
+    }
+    if a.no_journal && a.key_prefix.is_none() {
+        return Err(Failure::usage(
+            "--no-journal needs an explicit --key-prefix: without a journal the keys are the \
+             only guard against a re-run texting again, so name the job (a date, a job id)",
+        ));
+    }
+    if a.no_journal && a.resend_in_doubt {
+        return Err(Failure::usage(
+            "--resend-in-doubt needs a journal: it resends what the journal shows in doubt",
+        ));
+    }
+    if a.input.as_deref() == Some("-") && a.journal.is_none() && !a.no_journal && !a.dry_run {
+        return Err(Failure::usage(
+            "--input - (stdin) needs --journal PATH or --no-journal: the journal, which makes \
+             a re-run send nothing twice, is named after the input file by default, and stdin \
+             has no name",
+        ));
+    }
     Ok(Some(a))
+}
+
+/// `--shard K/N`, with `0 <= K < N`.
+fn shard(flag: &str, v: &str) -> Result<(u32, u32), Failure> {
+    let parsed = v
+        .split_once('/')
+        .and_then(|(k, n)| Some((k.trim().parse::<u32>().ok()?, n.trim().parse::<u32>().ok()?)))
+        .filter(|(k, n)| k < n);
+    parsed.ok_or_else(|| {
+        Failure::usage(format!(
+            "{flag} {}: expected K/N with 0 <= K < N (such as 0/3, 1/3 and 2/3)",
+            shown(v)
+        ))
+    })
 }
 
 /// The byte-order mark a Windows editor puts first in a file. `read_text` drops the one
@@ -235,6 +320,45 @@ impl Bad {
 }
 
 impl BatchArgs {
+    /// The journal's path: `--journal`, else the input's path plus `.journal` (with the shard
+    /// in it, so that shards on one machine keep apart); none with `--no-journal`.
+    fn journal_path(&self) -> Option<String> {
+        if self.no_journal {
+            return None;
+        }
+        if let Some(j) = &self.journal {
+            return Some(j.clone());
+        }
+        let input = self.input.as_deref().filter(|i| *i != "-")?;
+        Some(match self.shard {
+            Some((k, n)) => format!("{input}.shard-{k}-of-{n}.journal"),
+            None => format!("{input}.journal"),
+        })
+    }
+
+    /// Whether the line at `pos` (among the non-blank lines, from 0) is in this run's shard.
+    fn in_shard(&self, pos: usize) -> bool {
+        self.shard
+            .is_none_or(|(k, n)| pos as u64 % u64::from(n) == u64::from(k))
+    }
+
+    /// The options the engine runs with: the flags' and the journal.
+    fn engine_options(&self) -> BatchOptions {
+        let mut o = self.options();
+        if let Some(j) = self.journal_path() {
+            o = o.journal(j).resend_in_doubt(self.resend_in_doubt);
+        }
+        if let Some((k, n)) = self.shard {
+            o = o.shard(k, n);
+        }
+        if let Some(t) = self.throttle_budget {
+            o = o.throttle_budget(t);
+        }
+        o
+    }
+
+    /// The options that derive a line's key for the checks (no journal: its random id is
+    /// read once, by the engine).
     fn options(&self) -> BatchOptions {
         let mut o = BatchOptions::new();
         if let Some(n) = self.concurrency {
@@ -257,7 +381,7 @@ impl BatchArgs {
         options: &BatchOptions,
         raw: &str,
     ) -> Result<(SendSmsRequest, String, u64), Bad> {
-        let (mut req, filled) = self.parse_line(raw).map_err(|mut b| {
+        let (req, filled) = self.parse_line(raw).map_err(|mut b| {
             b.key = given_key(raw);
             b
         })?;
@@ -288,7 +412,8 @@ impl BatchArgs {
                 key: given_key(raw),
                 ..Bad::one(None, e.to_string(), "config")
             })?;
-        req.idempotency_key = Some(key.clone());
+        // Only a key the line gives is set: the engine derives the others (with a journal,
+        // salted with its random id, so they differ from `key`).
         Ok((req, key, body_hash(prepared.body())))
     }
 
@@ -459,8 +584,11 @@ fn describe(number: usize, violations: &[Violation]) -> String {
 #[derive(Clone, Copy)]
 enum Kind {
     Sent,
+    /// Sent by an earlier run: the journal's result.
+    FromJournal,
     Duplicate,
     Failed,
+    InDoubt,
     Invalid,
 }
 
@@ -489,7 +617,7 @@ fn result_of(
     let key = r.idempotency_key;
     match r.outcome {
         BatchOutcome::Sent(res) => {
-            let line = head(number, "sent", Some(&key))
+            let mut line = head(number, "sent", Some(&key))
                 .field(
                     "conversation_id",
                     res.conversation_id.map(|s| cap(&s, JSON_STRING_CAP)),
@@ -498,9 +626,24 @@ fn result_of(
                     "request_id",
                     res.request_id.map(|s| cap(&s, JSON_STRING_CAP)),
                 )
-                .field("attempts", res.attempts)
+                .field("attempts", res.attempts);
+            if r.from_journal {
+                line = line.field("from_journal", true);
+            }
+            let kind = if r.from_journal {
+                Kind::FromJournal
+            } else {
+                Kind::Sent
+            };
+            (kind, line.line())
+        }
+        BatchOutcome::InDoubt { reason } => {
+            let line = head(number, "in-doubt", Some(&key))
+                .field("message", cap(&reason, JSON_STRING_CAP))
+                .field("may_have_been_sent", true)
+                .field("from_journal", true)
                 .line();
-            (Kind::Sent, line)
+            (Kind::InDoubt, line)
         }
         BatchOutcome::Failed(e) => (Kind::Failed, failed_result(number, &key, &e)),
         BatchOutcome::Duplicate { of } => {
@@ -544,17 +687,18 @@ fn failed_result(number: usize, key: &str, e: &Error) -> String {
 /// Prints result lines in input order: each as soon as every earlier one is known.
 struct InOrder {
     next: usize,
-    waiting: BTreeMap<usize, String>,
+    waiting: BTreeMap<usize, Option<String>>,
     /// Set once stdout could not take a line; later lines are not tried.
     broken: Option<std::io::Error>,
 }
 
 impl InOrder {
-    fn put(&mut self, position: usize, line: String) {
+    /// The line at `position`, or none (a line of another shard): the next ones may go.
+    fn put(&mut self, position: usize, line: Option<String>) {
         self.waiting.insert(position, line);
         while let Some(line) = self.waiting.remove(&self.next) {
             self.next += 1;
-            if self.broken.is_none() {
+            if let (None, Some(line)) = (&self.broken, line) {
                 if let Err(e) = output::write_stdout(&(line + "\n")) {
                     self.broken = Some(e);
                 }
@@ -566,9 +710,12 @@ impl InOrder {
 /// Counts for the progress and summary lines.
 #[derive(Default)]
 struct Tally {
+    /// Sent, by this run or (`from_journal` of them) an earlier one.
     sent: usize,
+    from_journal: usize,
     duplicate: usize,
     failed: usize,
+    in_doubt: usize,
     invalid: usize,
 }
 
@@ -576,6 +723,11 @@ impl Tally {
     fn count(&mut self, kind: Kind) {
         match kind {
             Kind::Sent => self.sent += 1,
+            Kind::FromJournal => {
+                self.sent += 1;
+                self.from_journal += 1;
+            }
+            Kind::InDoubt => self.in_doubt += 1,
             Kind::Duplicate => self.duplicate += 1,
             Kind::Failed => self.failed += 1,
             Kind::Invalid => self.invalid += 1,
@@ -584,13 +736,21 @@ impl Tally {
 }
 
 /// What the sends share: the results waiting for their turn, the counts, the progress line,
-/// and where each request the engine numbers came from (its line, its place in the output).
+/// and where each request the engine numbers came from.
 struct Shared {
     order: InOrder,
     tally: Tally,
     progress: Progress,
-    /// For the engine's request `i`: (input line, place among the non-blank lines).
-    slots: Vec<(u32, u32)>,
+    /// For the engine's request `i` (the `i`th non-blank line): its line, and whether its
+    /// result is out already.
+    slots: Vec<Slot>,
+}
+
+/// A line the engine is given in place of an invalid one, so that the engine's positions
+/// stay the input's (the journal pins each position). It breaks a rule, so the engine never
+/// sends or journals it; its result is ignored (the line's own was printed).
+fn placeholder() -> SendSmsRequest {
+    SendSmsRequest::new("", "")
 }
 
 /// Runs one `send-batch`.
@@ -603,7 +763,8 @@ pub fn run(a: &BatchArgs) -> Result<(), Failure> {
     };
     let client = a.client.client(need)?;
     let options = a.options();
-    options.validate().map_err(|e| Failure::from_error(&e))?;
+    let engine = a.engine_options();
+    engine.validate().map_err(|e| Failure::from_error(&e))?;
     let assistant_id = a.assistant_id.as_deref().unwrap_or_default();
     // An assistant id or a --from that breaks a rule breaks every line: said once.
     let probe = SendSmsRequest::new(a.from.as_deref().unwrap_or("+1"), "+1");
@@ -620,6 +781,54 @@ pub fn run(a: &BatchArgs) -> Result<(), Failure> {
     if let (Some(hint), false) = (survey.hint_about_from(), a.client.json) {
         output::stderr_line(&format!("telnyx-sms: note: {hint}"));
     }
+    // Each line as the engine gets it: the request, or a placeholder for an invalid line.
+    let engine_line = |number: usize, raw: &str| match survey.conflicts.get(&number) {
+        Some((key, v)) => Err(Bad {
+            key: key.clone(),
+            violations: v.clone(),
+        }),
+        None => a.check_line(&client, &options, raw),
+    };
+    let journal = a.journal_path();
+    if let (Some(j), false) = (&journal, a.dry_run) {
+        // The journal pins its input: a line that differs from what it recorded (another
+        // body or key, a line added or moved) stops the batch before any send.
+        if std::path::Path::new(j).exists() {
+            let lines: Vec<usize> = numbered(&text).map(|(n, _)| n).collect();
+            let check = client
+                .check_batch(
+                    assistant_id,
+                    numbered(&text).map(|(n, raw)| match engine_line(n, raw) {
+                        Ok((req, _, _)) => req,
+                        Err(_) => placeholder(),
+                    }),
+                    &engine,
+                )
+                .map_err(|e| Failure::from_error(&e))?;
+            let changed: Vec<(usize, String)> = check
+                .refused
+                .iter()
+                .filter(|(_, e)| {
+                    e.violations()
+                        .iter()
+                        .any(|v| v.code() == "journal_mismatch")
+                })
+                .map(|(i, e)| {
+                    let why = e.violations().first().map(|v| v.message().to_owned());
+                    (lines.get(*i).copied().unwrap_or(0), why.unwrap_or_default())
+                })
+                .collect();
+            if !changed.is_empty() {
+                return Err(changed_input(j, &changed, a.client.json));
+            }
+        }
+    }
+    let (shard_total, shard_bad) = numbered(&text)
+        .enumerate()
+        .filter(|(pos, _)| a.in_shard(*pos))
+        .fold((0, 0), |(t, b), (_, (number, raw))| {
+            (t + 1, b + usize::from(engine_line(number, raw).is_err()))
+        });
     let shared = std::sync::Arc::new(std::sync::Mutex::new(Shared {
         order: InOrder {
             next: 0,
@@ -627,76 +836,109 @@ pub fn run(a: &BatchArgs) -> Result<(), Failure> {
             broken: None,
         },
         tally: Tally::default(),
-        progress: Progress::start(survey.total, survey.bad, logger::is_on()),
+        progress: Progress::start(shard_total, shard_bad, logger::is_on()),
         slots: Vec::new(),
     }));
     let lock = || shared.lock().unwrap_or_else(|p| p.into_inner());
-    // The second reading of the input: each valid line to the engine, as it asks for the
-    // next (so no more of it is held than the workers need); each invalid one straight to
-    // the output, in its place.
-    let requests = numbered(&text)
-        .enumerate()
-        .filter_map(|(pos, (number, raw))| {
-            let checked = match survey.conflicts.get(&number) {
-                Some((key, v)) => Err(Bad {
-                    key: key.clone(),
-                    violations: v.clone(),
-                }),
-                None => a.check_line(&client, &options, raw),
-            };
-            match checked {
-                Err(bad) => {
-                    let mut s = lock();
+    let salted = journal.is_some();
+    // The second reading of the input: each line to the engine as it asks for the next (so
+    // no more of it is held than the workers need), at its position; each invalid one is
+    // printed straight away, in its place, and a placeholder keeps its position.
+    let requests = numbered(&text).enumerate().map(|(pos, (number, raw))| {
+        let mine = a.in_shard(pos);
+        let line = u32::try_from(number).unwrap_or(u32::MAX);
+        let (request, slot) = match engine_line(number, raw) {
+            Err(bad) => {
+                let mut s = lock();
+                if mine {
                     let r = invalid_result(number, bad.key.as_deref(), &bad.violations);
                     s.tally.count(Kind::Invalid);
-                    s.order.put(pos, r);
-                    None
+                    s.order.put(pos, Some(r));
+                } else {
+                    s.order.put(pos, None);
                 }
-                Ok((req, key, _)) if a.dry_run => {
-                    let r = dry_run_result(&client, assistant_id, number, &req, &key);
-                    lock().order.put(pos, r);
-                    None
-                }
-                Ok((req, _, _)) => {
-                    let slot = (
-                        u32::try_from(number).unwrap_or(u32::MAX),
-                        u32::try_from(pos).unwrap_or(u32::MAX),
-                    );
-                    lock().slots.push(slot);
-                    Some(req)
-                }
+                (
+                    placeholder(),
+                    Slot {
+                        line,
+                        printed: true,
+                    },
+                )
             }
-        });
+            Ok((req, key, _)) if a.dry_run => {
+                // With a journal, a derived key is salted with its random id: not known here.
+                let shown = (!salted || given_key(raw).is_some()).then_some(key.as_str());
+                let r = mine.then(|| dry_run_result(&client, assistant_id, number, &req, shown));
+                lock().order.put(pos, r);
+                (
+                    req,
+                    Slot {
+                        line,
+                        printed: true,
+                    },
+                )
+            }
+            Ok((req, _, _)) => {
+                if !mine {
+                    lock().order.put(pos, None);
+                }
+                (
+                    req,
+                    Slot {
+                        line,
+                        printed: !mine,
+                    },
+                )
+            }
+        };
+        lock().slots.push(slot);
+        request
+    });
     if a.dry_run {
         // Nothing to send: reading through the input prints each line's request.
         requests.for_each(drop);
+        if salted && !a.client.json {
+            output::stderr_line(
+                "telnyx-sms: note: with a journal, derived keys mix in its random id: a dry \
+                 run shows only the keys lines give (a real run shows all, and keeps them)",
+            );
+        }
     } else {
+        let stop = signals::install();
         logger::set_batch_lines(Box::new({
             let shared = shared.clone();
             move |i| {
                 let s = shared.lock().unwrap_or_else(|p| p.into_inner());
-                s.slots.get(i).map(|(line, _)| *line as usize)
+                s.slots.get(i).map(|slot| slot.line as usize)
             }
         }));
         client
-            .send_batch(assistant_id, requests, &options, |r| {
+            .send_batch(assistant_id, requests, &engine.stop_flag(stop), |r| {
                 let mut s = lock();
-                let (number, pos) = s.slots.get(r.index).copied().unwrap_or((0, u32::MAX));
+                let pos = r.index;
+                let Some(slot) = s.slots.get(pos).copied() else {
+                    return;
+                };
+                if slot.printed {
+                    return;
+                }
                 let (kind, result) = {
                     let slots = &s.slots;
-                    result_of(number as usize, r, |i| {
-                        slots.get(i).map(|(line, _)| *line as usize)
+                    result_of(slot.line as usize, r, |i| {
+                        slots.get(i).map(|slot| slot.line as usize)
                     })
                 };
                 s.tally.count(kind);
-                let (sent, duplicate, failed) = (s.tally.sent, s.tally.duplicate, s.tally.failed);
+                let t = &s.tally;
+                let (sent, duplicate, failed) = (t.sent, t.duplicate, t.failed + t.in_doubt);
                 s.progress.update(sent, duplicate, failed);
-                s.order.put(pos as usize, result);
+                s.order.put(pos, Some(result));
             })
             .map_err(|e| Failure::from_error(&e))?;
         logger::clear_batch_lines();
         lock().progress.finish();
     }
+    let stopped = signals::received();
     let mut s = lock();
     let broken = s.order.broken.take();
     let tally = std::mem::take(&mut s.tally);
@@ -705,23 +947,72 @@ pub fn run(a: &BatchArgs) -> Result<(), Failure> {
         if a.dry_run {
             return Err(Failure::stdout(e));
         }
+        let again = match &journal {
+            Some(_) => {
+                "run the same command again to see them (from the journal: nothing sent is sent again)"
+            }
+            None => "without a journal, a re-run leans on the server honouring the keys",
+        };
         output::stderr_line(&format!(
             "telnyx-sms: note: stdout could not take the results ({e}); the batch ran to its \
-             end regardless: run the same command again to see them (nothing is sent twice)"
+             end regardless: {again}"
         ));
     }
+    let done = tally.sent + tally.duplicate + tally.failed + tally.in_doubt + tally.invalid;
     summary(
         &tally,
-        survey.total,
+        shard_total,
+        done,
         started.elapsed(),
         a.dry_run,
+        stopped,
         a.client.json,
     );
-    if tally.failed == 0 && tally.invalid == 0 {
+    if stopped {
+        Err(Failure::silent(signals::EXIT))
+    } else if tally.failed == 0 && tally.invalid == 0 && tally.in_doubt == 0 {
         Ok(())
     } else {
         Err(Failure::silent(exit::BATCH))
     }
+}
+
+/// Where an engine position came from, and whether its result line is already out (an
+/// invalid line, a dry run, a line of another shard).
+#[derive(Clone, Copy)]
+struct Slot {
+    line: u32,
+    printed: bool,
+}
+
+/// The error for an input the journal was not made with: the lines that differ.
+fn changed_input(journal: &str, changed: &[(usize, String)], as_json: bool) -> Failure {
+    let mut violations = Vec::new();
+    for (line, why) in changed.iter().take(REPORTED_CAP) {
+        if !as_json {
+            output::stderr_line(&format!(
+                "telnyx-sms: line {line}: {}",
+                clean(why, TEXT_CAP)
+            ));
+        }
+        let v = Violation::new(Some("journal"), why.clone(), "journal_mismatch").to_value();
+        let mut v = v;
+        if let Some(o) = v.as_object_mut() {
+            o.insert("line".into(), json!(line));
+        }
+        violations.push(v);
+    }
+    violations.truncate(JSON_LIST_CAP);
+    let first = changed.first().map_or(0, |c| c.0);
+    Failure::invalid(
+        format!(
+            "{} of the input differ from what the journal {} recorded (line {first} first), so \
+             nothing was sent: use the input the journal was made with, or a new --journal",
+            lines(changed.len()),
+            clean(journal, 200)
+        ),
+        violations,
+    )
 }
 
 /// A dry run's line: the key and the request as it would go out (its body exactly as sent).
@@ -730,19 +1021,19 @@ fn dry_run_result(
     assistant_id: &str,
     number: usize,
     req: &SendSmsRequest,
-    key: &str,
+    key: Option<&str>,
 ) -> String {
     match client.prepare(assistant_id, req) {
         Ok(p) => {
             let body = serde_json::from_slice::<Box<RawValue>>(p.body()).ok();
-            head(number, "dry-run", Some(key))
+            head(number, "dry-run", key)
                 .field("method", p.method())
                 .field("url", p.url())
                 .field("body", body)
                 .line()
         }
         // Checked already; kept for completeness.
-        Err(e) => failed_result(number, key, &e),
+        Err(e) => failed_result(number, key.unwrap_or_default(), &e),
     }
 }
 
@@ -812,12 +1103,22 @@ fn invalid_input(survey: &Survey, as_json: bool) -> Failure {
 }
 
 /// The last line on stderr: `400 lines: 398 sent, 1 failed, 1 invalid in 12.3 s`.
-fn summary(t: &Tally, total: usize, took: std::time::Duration, dry_run: bool, as_json: bool) {
+fn summary(
+    t: &Tally,
+    total: usize,
+    done: usize,
+    took: std::time::Duration,
+    dry_run: bool,
+    stopped: bool,
+    as_json: bool,
+) {
     let secs = (took.as_secs_f64() * 10.0).round() / 10.0;
     if as_json {
         let v = json!({"summary": {
-            "lines": total, "sent": t.sent, "duplicate": t.duplicate, "failed": t.failed,
-            "invalid": t.invalid, "seconds": secs, "dry_run": dry_run,
+            "lines": total, "sent": t.sent, "from_journal": t.from_journal,
+            "duplicate": t.duplicate, "failed": t.failed, "in_doubt": t.in_doubt,
+            "invalid": t.invalid, "not_started": total.saturating_sub(done),
+            "stopped_by_signal": stopped, "seconds": secs, "dry_run": dry_run,
         }});
         output::write_stderr(&output::json_line(&v));
         return;
@@ -826,17 +1127,34 @@ fn summary(t: &Tally, total: usize, took: std::time::Duration, dry_run: bool, as
     if dry_run {
         parts.push(format!("{} checked", total - t.invalid));
     } else {
-        parts.push(format!("{} sent", t.sent));
+        match t.from_journal {
+            0 => parts.push(format!("{} sent", t.sent)),
+            n => parts.push(format!(
+                "{} sent ({n} by an earlier run, from the journal)",
+                t.sent
+            )),
+        }
         if t.duplicate > 0 {
             parts.push(format!("{} duplicate", t.duplicate));
         }
         parts.push(format!("{} failed", t.failed));
+        if t.in_doubt > 0 {
+            parts.push(format!(
+                "{} in doubt (not sent again: see --resend-in-doubt)",
+                t.in_doubt
+            ));
+        }
     }
     parts.push(format!("{} invalid", t.invalid));
     let dry = if dry_run {
-        " (dry run: nothing sent)"
+        " (dry run: nothing sent)".to_owned()
+    } else if stopped {
+        format!(
+            " (stopped by a signal: {} not started; run the same command again to send them)",
+            lines(total.saturating_sub(done))
+        )
     } else {
-        ""
+        String::new()
     };
     output::stderr_line(&format!(
         "{}: {} in {secs:.1} s{dry}",

@@ -25,6 +25,7 @@ mod logger;
 mod output;
 mod progress;
 mod send;
+mod signals;
 
 use std::process::ExitCode;
 
@@ -77,8 +78,10 @@ ENVIRONMENT:
 OUTPUT:
     On success the conversation id alone on stdout (an empty line if the server sent none),
     so id=$(telnyx-sms send ...) works. Errors go to stderr as one line; once a send was
-    attempted, it names the 'idempotency key: KEY', and if the SMS may have been sent,
-    re-running with --idempotency-key KEY cannot send it twice.
+    attempted, it names the 'idempotency key: KEY' and whether the SMS may have been sent.
+    Only what provably was not performed is retried (see --retry-in-doubt); a re-run under
+    the same key is replayed only by a server that honours keys, which this endpoint does
+    not declare: --journal (send, send-batch) is what makes a re-run send nothing twice.
     Text from the server or echoed from arguments has control characters escaped; echoed
     arguments are cut at 200 characters, server text at 1,000. With --json every error is
     {\"error\": {kind, message, status, request_id, errors, violations, attempts,
@@ -102,8 +105,13 @@ EXIT CODES:
     3  the API answered with an error status (>= 400, or an unexpected 1xx or 3xx)
     4  transport failure (DNS, connect, TLS, timeout): the message says whether the SMS
        may have been sent
-    5  send-batch ran, but some lines failed or were skipped as invalid: the results say
-       which (re-run the same command to retry them: nothing is sent twice)
+    4  (send --journal) the key is in doubt in the journal: not sent again (see
+       --resend-in-doubt)
+    5  send-batch ran, but some lines failed, are in doubt, or were skipped as invalid:
+       the results say which (re-run the same command with the same journal to send what
+       failed and was not sent: nothing sent or in doubt is sent again)
+    130  stopped by SIGINT or SIGTERM: the sends in flight finished and were recorded;
+       re-run the same command to send the rest
     1  anything else: an unreadable answer to an accepted request, or stdout could not be
        written for --help, --version or --dry-run (nothing was sent)
 ";

@@ -227,7 +227,8 @@ impl Failure {
     }
 
     /// A library error. The text line names the idempotency key the attempts carried, and
-    /// when the SMS may have gone out, how to try again without sending it twice.
+    /// when the SMS may have gone out, says that a retry under that key is safe only if the
+    /// server honours keys (this endpoint does not declare them).
     pub fn from_error(e: &Error) -> Failure {
         let (code, kind) = match e.kind() {
             ErrorKind::Config => (exit::USAGE, "config"),
@@ -246,7 +247,9 @@ impl Failure {
             if e.may_have_been_sent() {
                 let _ = write!(
                     text,
-                    " (to try again, re-run with --idempotency-key {k}: it cannot send twice)"
+                    " (check before sending again: a re-run with --idempotency-key {k} is \
+                     replayed only by a server that honours keys and only if this attempt \
+                     succeeded; --journal records it)"
                 );
             }
         }
@@ -279,6 +282,21 @@ impl Failure {
     pub fn silent(code: u8) -> Failure {
         let mut f = Failure::new(code, "batch", "", String::new());
         f.silent = true;
+        f
+    }
+
+    /// A send the journal shows in doubt, not sent again (exit 4).
+    pub fn in_doubt(key: &str, reason: &str, journal: &str) -> Failure {
+        let message = format!(
+            "not sent: the journal {} shows this key in doubt: {}; find out whether it was \
+             delivered before sending it again with --resend-in-doubt",
+            clean(journal, 200),
+            clean(reason, TEXT_CAP)
+        );
+        let text = format!("{message}; idempotency key: {key}");
+        let mut f = Failure::new(exit::TRANSPORT, "in_doubt", &message, text);
+        f.error.insert("idempotency_key".into(), json!(key));
+        f.error.insert("may_have_been_sent".into(), json!(true));
         f
     }
 

@@ -3,7 +3,9 @@
 use std::collections::BTreeSet;
 
 use serde_json::Value;
-use telnyx_assistant_sms::{Error, ErrorKind, MetadataValue, SendSmsRequest};
+use telnyx_assistant_sms::{
+    BatchOptions, BatchOutcome, Error, ErrorKind, MetadataValue, SendSmsRequest,
+};
 
 use crate::args::{
     self, Arg, Args, ClientFlags, INPUT_CAP, KeyNeed, key_value, once, once_switch, shown,
@@ -30,9 +32,18 @@ SEND OPTIONS:
     --request FILE|-          the request as a JSON object from FILE or stdin (UTF-8, at most
                               1 MiB; a leading byte-order mark is ignored); the options above
                               override its fields; default: none
-    --idempotency-key KEY     your own key, 1 to 255 of A-Z a-z 0-9 _ -: re-running with the
-                              same key cannot send twice (for 24 hours); default: a fresh
-                              random key per run, shown in errors and in --json output
+    --idempotency-key KEY     your own key, 1 to 255 of A-Z a-z 0-9 _ - :, the same on every
+                              retry; a server that honours keys replays a first success
+                              under it (this endpoint does not declare them); default: a
+                              fresh random key per run, shown in errors and --json output
+    --journal PATH            for a job that may run twice (cron): with --idempotency-key,
+                              a key the journal at PATH shows sent prints the recorded
+                              result without sending (exit 0); one in doubt (started, no
+                              outcome; or failed after it may have been sent) exits 4
+                              without sending; otherwise it is sent, its start and outcome
+                              recorded (fsync); default: none
+    --resend-in-doubt         with --journal: send a key in doubt again, under the same
+                              key (safe only if the server honours keys); default: off
     --dry-run                 check everything and print the exact HTTP request (key
                               redacted); send nothing; needs no API key; default: off
 ";
@@ -50,6 +61,8 @@ pub const FLAGS: &[&str] = &[
     "--no-create-conversation",
     "--request",
     "--idempotency-key",
+    "--journal",
+    "--resend-in-doubt",
     "--dry-run",
 ];
 
@@ -71,6 +84,8 @@ pub struct SendArgs {
     create_conversation: Option<(bool, String)>,
     request: Option<String>,
     idempotency_key: Option<String>,
+    journal: Option<String>,
+    resend_in_doubt: bool,
     dry_run: bool,
     pub client: ClientFlags,
 }
@@ -100,12 +115,26 @@ pub fn parse(args: &mut Args) -> Result<Option<SendArgs>, Failure> {
             "--no-create-conversation" => a.set_create(f, false)?,
             "--request" => once(&mut a.request, f, args.value(f)?)?,
             "--idempotency-key" => once(&mut a.idempotency_key, f, args.value(f)?)?,
+            "--journal" => once(&mut a.journal, f, args.value(f)?)?,
+            "--resend-in-doubt" => once_switch(&mut a.resend_in_doubt, f)?,
             "--dry-run" => once_switch(&mut a.dry_run, f)?,
             _ => args::common_flag(f, FLAGS, &mut a.client, args)?,
         }
     }
     if a.assistant_id.is_none() {
         return Err(Failure::usage("missing --assistant-id"));
+    }
+    if a.journal.is_some() && a.idempotency_key.is_none() {
+        return Err(Failure::usage(
+            "--journal needs --idempotency-key KEY: the journal finds the send by its key \
+             (use one derived from your own event id, the same on every run)",
+        ));
+    }
+    if a.resend_in_doubt && a.journal.is_none() {
+        return Err(Failure::usage(
+            "--resend-in-doubt goes with --journal PATH (it resends what the journal shows in \
+             doubt)",
+        ));
     }
     if a.request.is_none() {
         for (value, flag) in [(&a.from, "--from"), (&a.to, "--to")] {
@@ -322,9 +351,38 @@ pub fn run(a: &SendArgs) -> Result<(), Failure> {
         return output::write_stdout(&output::dry_run(&prepared, a.client.json))
             .map_err(Failure::stdout);
     }
-    let res = client
-        .send_prepared(&prepared)
-        .map_err(|e| Failure::from_error(&e))?;
+    let res = match &a.journal {
+        None => client
+            .send_prepared(&prepared)
+            .map_err(|e| Failure::from_error(&e))?,
+        Some(path) => {
+            let options = BatchOptions::new()
+                .journal(path)
+                .resend_in_doubt(a.resend_in_doubt);
+            let r = client
+                .send_journaled(assistant_id, &req, &options)
+                .map_err(|e| a.explain(&e, &in_file))?;
+            match r.outcome {
+                BatchOutcome::Sent(res) => {
+                    if r.from_journal && !a.client.json {
+                        output::stderr_line(&format!(
+                            "telnyx-sms: note: an earlier run sent it (the journal {} says \
+                             so): nothing was sent now",
+                            clean(path, 200)
+                        ));
+                    }
+                    res
+                }
+                BatchOutcome::InDoubt { reason } => {
+                    return Err(Failure::in_doubt(&r.idempotency_key, &reason, path));
+                }
+                BatchOutcome::Failed(e) => return Err(Failure::from_error(&e)),
+                _ => {
+                    return Err(Failure::config("an outcome this tool does not know"));
+                }
+            }
+        }
+    };
     let key = prepared.idempotency_key();
     if let Err(e) = output::write_stdout(&output::sent(&res, key, a.client.json)) {
         let id = res.conversation_id.as_deref().unwrap_or("none");

@@ -2,7 +2,6 @@
 //! validation before any send, duplicates, concurrency, rate, dry runs, and a batch killed
 //! part-way and run again.
 
-use std::io::{BufRead, BufReader};
 use std::process::Stdio;
 use std::time::Duration;
 
@@ -36,8 +35,12 @@ fn batch_args<'a>(input: &'a str, url: &'a str, extra: &[&'a str]) -> Vec<&'a st
 /// `name`.
 fn batch(name: &str, url: &str, input: &str, extra: &[&str]) -> Run {
     let path = temp_file(name, input.as_bytes());
+    // The default journal sits beside the input: none from an earlier run of the suite.
+    let journal = format!("{}.journal", path.display());
+    let _ = std::fs::remove_file(&journal);
     let r = run_with(&batch_args(path.to_str().unwrap(), url, extra), true, None);
     let _ = std::fs::remove_file(&path);
+    let _ = std::fs::remove_file(&journal);
     r
 }
 
@@ -74,7 +77,8 @@ fn results_come_in_input_order_with_derived_keys() {
     let res = results(&r);
     let lines: Vec<u64> = res.iter().map(|v| v["line"].as_u64().unwrap()).collect();
     assert_eq!(lines, [1, 3, 4]);
-    let options = BatchOptions::new();
+    // Keys are derived with the journal's random id: not the digest of the request alone.
+    let unsalted = BatchOptions::new();
     for (v, (to, text)) in res.iter().zip([
         ("+15550000001", "first"),
         ("+15550000002", "second"),
@@ -84,9 +88,13 @@ fn results_come_in_input_order_with_derived_keys() {
         assert_eq!(v["conversation_id"], "conv-42");
         assert_eq!(v["attempts"], 1);
         let req = SendSmsRequest::new("+15550001111", to).text(text);
-        let key = options.idempotency_key_for("asst-b", &req).unwrap();
-        assert_eq!(v["idempotency_key"], key.as_str());
-        assert!(key.starts_with("batch-"));
+        let plain = unsalted.idempotency_key_for("asst-b", &req).unwrap();
+        let key = v["idempotency_key"].as_str().unwrap();
+        assert!(
+            key.starts_with("batch-") && key.len() == plain.len(),
+            "{key}"
+        );
+        assert_ne!(key, plain);
     }
     // The server saw exactly those keys.
     let mut seen: Vec<String> = server
@@ -572,7 +580,7 @@ fn a_dry_run_checks_everything_and_sends_nothing() {
     let args = batch_args(
         path.to_str().unwrap(),
         &url,
-        &["--dry-run", "--key-prefix", "job-9-"],
+        &["--dry-run", "--key-prefix", "job-9-", "--no-journal"],
     );
     // No API key needed.
     let r = run_with(&args, false, None);
@@ -607,7 +615,15 @@ fn a_dry_run_checks_everything_and_sends_nothing() {
 fn stdin_and_empty_input() {
     let server = ScriptServer::start(vec![Step::ok()]);
     let url = server.base_url();
-    let args = batch_args("-", &url, &[]);
+    // Without a journal or --no-journal, stdin is refused: the journal has no default name.
+    let r = run_with(&batch_args("-", &url, &[]), true, None);
+    assert_eq!(r.code, 2);
+    assert!(
+        r.stderr.contains("needs --journal PATH or --no-journal"),
+        "{}",
+        r.stderr
+    );
+    let args = batch_args("-", &url, &["--no-journal", "--key-prefix", "stdin-"]);
     let input = line("+15550000001", "from stdin");
     let r = run_with(&args, true, Some(input.as_bytes()));
     assert_eq!(r.code, 0, "{}", r.stderr);
@@ -641,50 +657,6 @@ fn records_name_the_input_line() {
         );
         assert!(!rec.contains("request 0"), "{rec}");
     }
-}
-
-#[test]
-fn a_batch_killed_part_way_and_run_again_sends_each_message_once() {
-    let model = Telnyx::new().delay(Duration::from_millis(60));
-    let server = telnyx_server(&model);
-    let input: Vec<String> = (0..24)
-        .map(|i| line(&format!("+155500{i:05}"), &format!("order {i} shipped")))
-        .collect();
-    let path = temp_file("killed", input.join("\n").as_bytes());
-    let url = server.base_url();
-    let args = batch_args(path.to_str().unwrap(), &url, &["--concurrency", "2"]);
-    // The first run is killed (SIGKILL) once a few results are out: some sends are done,
-    // some in flight, most not started.
-    let mut child = command(&args, true)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut out = BufReader::new(child.stdout.take().unwrap());
-    for _ in 0..5 {
-        let mut l = String::new();
-        out.read_line(&mut l).unwrap();
-        assert!(l.contains("\"sent\""), "{l}");
-    }
-    child.kill().unwrap();
-    child.wait().unwrap();
-    let first = model.performed().len();
-    assert!(
-        (5..24).contains(&first),
-        "{first} performed before the kill"
-    );
-
-    // The same command again: everything ends sent, each message performed once in total.
-    let r = finish(command(&args, true).output().unwrap());
-    let _ = std::fs::remove_file(&path);
-    assert_eq!(r.code, 0, "{}", r.stderr);
-    let res = results(&r);
-    assert_eq!(res.len(), 24);
-    assert!(res.iter().all(|v| v["result"] == "sent"), "{}", r.stdout);
-    let per_key = model.performed_per_key();
-    assert_eq!(per_key.len(), 24);
-    assert!(per_key.values().all(|&n| n == 1), "{per_key:?}");
-    assert!(model.stats().replays >= first, "{:?}", model.stats());
 }
 
 #[test]

@@ -85,8 +85,9 @@ fn a_may_have_been_sent_error_shows_the_key_to_resend_with() {
         .to_owned();
     assert!(
         r.stderr.ends_with(&format!(
-            "; idempotency key: {sent} (to try again, re-run with --idempotency-key {sent}: \
-             it cannot send twice)\n"
+            "; idempotency key: {sent} (check before sending again: a re-run with \
+             --idempotency-key {sent} is replayed only by a server that honours keys and only \
+             if this attempt succeeded; --journal records it)\n"
         )),
         "{}",
         r.stderr
@@ -119,7 +120,8 @@ fn exit_code_1_for_an_unreadable_answer_to_an_accepted_request() {
     assert_eq!(r.code, 1);
     assert!(r.stderr.contains("accepted request"), "{}", r.stderr);
     assert!(
-        r.stderr.contains("idempotency key: k1 (to try again"),
+        r.stderr
+            .contains("idempotency key: k1 (check before sending again"),
         "{}",
         r.stderr
     );

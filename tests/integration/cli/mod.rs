@@ -6,6 +6,7 @@
 
 mod batch;
 mod failures;
+mod journal;
 mod send;
 mod tls;
 mod usage;

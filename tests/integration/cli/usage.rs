@@ -484,7 +484,7 @@ fn a_commands_help_shows_its_own_options_only() {
         assert!(!help.contains("EXIT CODES"), "{help}");
         assert!(help.ends_with("exit codes: telnyx-sms --help\n"), "{help}");
         assert!(
-            help.lines().count() < full.lines().count() / 2,
+            help.lines().count() < full.lines().count() * 3 / 4,
             "{} lines",
             help.lines().count()
         );
