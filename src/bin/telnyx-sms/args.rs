@@ -451,7 +451,11 @@ impl ClientFlags {
     pub fn client(&self, need: KeyNeed) -> Result<Client, Failure> {
         if let Some(url) = &self.base_url {
             // Checked alone first, so that its error can name the flag.
-            let probe = ClientBuilder::new().api_key(PLACEHOLDER_KEY).no_proxy();
+            // No trust is read for it: only the full build below pays for that.
+            let probe = ClientBuilder::new()
+                .api_key(PLACEHOLDER_KEY)
+                .no_proxy()
+                .defer_trust(true);
             match probe.base_url(url).build() {
                 // Other problems (SSL_CERT_FILE, say) are the full build's to report.
                 Err(e) if e.to_string().contains("the base url") => {
@@ -489,7 +493,10 @@ impl ClientFlags {
         }
         b = b
             .retry_in_doubt(self.retry_in_doubt)
-            .retry_ambiguous(self.retry_ambiguous);
+            .retry_ambiguous(self.retry_ambiguous)
+            // A dry run opens no connection: it neither pays for the certificates nor fails
+            // on a broken SSL_CERT_FILE it does not need.
+            .defer_trust(need == KeyNeed::PlaceholderIfNone);
         b.build().map_err(|e| Failure::from_error(&e))
     }
 }

@@ -303,3 +303,31 @@ fn api_key_file_is_read_trimmed_and_its_bom_dropped() {
     }
     m.assert();
 }
+
+#[test]
+fn a_dry_run_neither_reads_nor_fails_on_a_broken_ssl_cert_file() {
+    let args = send_args(
+        "asst-cli",
+        "https://127.0.0.1:9/v2",
+        &["--dry-run", "--text", "hi"],
+    );
+    let run_env = |args: &[&str]| {
+        let mut cmd = crate::cli::command(args, true);
+        cmd.env("SSL_CERT_FILE", "/nonexistent/broken-ca.pem");
+        crate::cli::finish(cmd.output().unwrap())
+    };
+    let r = run_env(&args);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        r.stdout
+            .contains("POST https://127.0.0.1:9/v2/ai/assistants/asst-cli/chat/sms"),
+        "{}",
+        r.stdout
+    );
+    // A real send needs the certificates: the same variable is a configuration error, before
+    // anything is sent (nothing listens at that loopback port anyway).
+    let args = send_args("asst-cli", "https://127.0.0.1:9/v2", &["--text", "hi"]);
+    let r = run_env(&args);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stderr.contains("SSL_CERT_FILE"), "{}", r.stderr);
+}
