@@ -8,21 +8,17 @@ use std::time::{Duration, Instant};
 use ureq::http::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE};
 use ureq::http::{HeaderName, HeaderValue};
 
+use crate::agent::USER_AGENT;
 use crate::builder::ClientBuilder;
+use crate::config::Config;
 use crate::error::{Error, Violation, human};
 use crate::glue::transport;
-use crate::policy::{self, Class, Policy};
+use crate::policy::{self, Class};
 use crate::request::SendSmsRequest;
 use crate::response::{SendSmsResponse, SuccessBody, parse_error_body};
 use crate::retry::{self, Ends, Phase, WaitSource};
 use crate::text::Clean;
 
-/// The production API's base URL.
-pub const DEFAULT_BASE_URL: &str = "https://api.telnyx.com/v2";
-/// The environment variable [`Client::from_env`] reads the API key from.
-pub const API_KEY_ENV: &str = "TELNYX_API_KEY";
-/// The environment variable [`Client::from_env`] reads a base URL override from.
-pub const BASE_URL_ENV: &str = "TELNYX_BASE_URL";
 /// The most of a response body that is read (1 MiB): a larger or endless answer is cut off
 /// there (error bodies) or refused (success bodies), never buffered whole.
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
@@ -31,7 +27,6 @@ pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 /// only make a request line no server accepts.
 pub const MAX_ASSISTANT_ID_BYTES: usize = 256;
 
-pub(crate) const USER_AGENT: &str = concat!("telnyx-assistant-sms/", env!("CARGO_PKG_VERSION"));
 const JSON: HeaderValue = HeaderValue::from_static("application/json");
 const IDEMPOTENCY_KEY: HeaderName = HeaderName::from_static("idempotency-key");
 const RETRY_COUNT: HeaderName = HeaderName::from_static("x-stainless-retry-count");
@@ -55,52 +50,34 @@ const RETRY_COUNT: HeaderName = HeaderName::from_static("x-stainless-retry-count
 /// ```
 #[derive(Clone)]
 pub struct Client {
-    inner: Arc<Inner>,
+    config: Arc<Config>,
 }
 
-/// What a client is made of; built by [`ClientBuilder::build`].
-pub(crate) struct Inner {
-    /// Unique per built client (clones share it): a [`PreparedSend`] carries it, so only the
-    /// client that prepared it can send it.
-    pub(crate) id: u64,
-    /// Made at the first send when the trust is deferred (see `builder.rs`).
-    pub(crate) agent: crate::builder::AgentCell,
-    pub(crate) authorization: HeaderValue,
-    /// `{base}/ai/assistants/`, so a send only appends the encoded id and `/chat/sms`.
-    pub(crate) endpoint_prefix: String,
-    pub(crate) base_url: String,
-    /// `host:port` of the API, for messages.
-    pub(crate) target: String,
-    /// The proxy: shown (credentials hidden), and `host:port` for messages.
-    pub(crate) proxy: Option<(String, String)>,
-    /// Which certificates are trusted, for `Debug`.
-    pub(crate) trust: String,
-    pub(crate) timeout: Duration,
-    pub(crate) connect_timeout: Duration,
-    pub(crate) max_retries: u32,
-    /// The first wait between attempts and the most it doubles to.
-    pub(crate) backoff: (Duration, Duration),
-    pub(crate) auto_idempotency_key: bool,
-    /// Which failures that may have been performed are retried.
-    pub(crate) policy: Policy,
-}
-
+/// A client shows as its configuration, the key redacted.
 impl fmt::Debug for Client {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let i = &self.inner;
-        f.debug_struct("Client")
-            .field("api_key", &"[REDACTED]")
-            .field("base_url", &i.base_url)
-            .field("proxy", &i.proxy.as_ref().map(|p| &p.0))
-            .field("trust", &i.trust)
-            .field("timeout", &i.timeout)
-            .field("connect_timeout", &i.connect_timeout)
-            .field("max_retries", &i.max_retries)
-            .field("retry_backoff", &i.backoff)
-            .field("auto_idempotency_key", &i.auto_idempotency_key)
-            .field("retry_in_doubt", &i.policy.in_doubt)
-            .field("retry_ambiguous", &i.policy.ambiguous)
-            .finish_non_exhaustive()
+        fmt::Debug::fmt(&self.config, f)
+    }
+}
+
+impl ClientBuilder {
+    /// Checks the configuration and builds the client.
+    ///
+    /// # Errors
+    ///
+    /// An [`ErrorKind::Config`](crate::ErrorKind::Config) error naming the problem when the API
+    /// key is missing or malformed (see [`check_api_key`](crate::check_api_key)), the base URL
+    /// does not parse, is not `https` (nor `http` to a loopback host), has credentials, a query
+    /// or no path (see [`base_url`](Self::base_url)), a timeout is zero or over 24 hours, the
+    /// proxy URL is invalid, or the trusted certificates cannot be loaded: a
+    /// `root_certificates_pem` bundle, or the file or directory named by `SSL_CERT_FILE` /
+    /// `SSL_CERT_DIR` (for an `https` base URL), that cannot be read or parsed or holds no
+    /// certificate. With [`defer_trust`](Self::defer_trust), that last check waits for the
+    /// first send.
+    pub fn build(self) -> Result<Client, Error> {
+        Ok(Client {
+            config: Arc::new(self.into_config()?),
+        })
     }
 }
 
@@ -247,12 +224,6 @@ macro_rules! record {
 }
 
 impl Client {
-    pub(crate) fn from_inner(inner: Inner) -> Client {
-        Client {
-            inner: Arc::new(inner),
-        }
-    }
-
     /// A builder with every default; see [`ClientBuilder`].
     pub fn builder() -> ClientBuilder {
         ClientBuilder::new()
@@ -279,7 +250,7 @@ impl Client {
 
     /// The base URL in use, without a trailing slash.
     pub fn base_url(&self) -> &str {
-        &self.inner.base_url
+        self.config.base_url()
     }
 
     /// Sends one SMS through the assistant `assistant_id`, retrying only where that cannot
@@ -333,7 +304,7 @@ impl Client {
         let mut p = self.prepare_unkeyed(assistant_id, request)?;
         p.idempotency_key = match &request.idempotency_key {
             Some(k) => Some(k.clone()),
-            None if self.inner.auto_idempotency_key => Some(crate::keys::new_idempotency_key()),
+            None if self.config.auto_idempotency_key() => Some(crate::keys::new_idempotency_key()),
             None => None,
         };
         Ok(p)
@@ -352,7 +323,7 @@ impl Client {
         if !violations.is_empty() {
             return Err(Error::validation(violations));
         }
-        let prefix = &self.inner.endpoint_prefix;
+        let prefix = self.config.endpoint_prefix();
         let mut url = String::with_capacity(prefix.len() + assistant_id.len() * 3 + 9);
         url.push_str(prefix);
         push_segment(&mut url, assistant_id);
@@ -363,7 +334,7 @@ impl Client {
             .write_wire_body(&mut body)
             .map_err(|e| Error::config("the request could not be serialized").with_source(e))?;
         Ok(PreparedSend {
-            client_id: self.inner.id,
+            client_id: self.config.id(),
             assistant_id: assistant_id.to_owned(),
             url,
             body,
@@ -385,7 +356,7 @@ impl Client {
     /// [`Config`](crate::ErrorKind::Config) error, with nothing sent, when `prepared` was made
     /// by another client (one that is not this client or a clone of it).
     pub fn send_prepared(&self, prepared: &PreparedSend) -> Result<SendSmsResponse, Error> {
-        if prepared.client_id != self.inner.id {
+        if prepared.client_id != self.config.id() {
             return Err(Error::config(
                 "this PreparedSend was prepared by another client, and carries that client's \
                  url; prepare it again with the client that is to send it",
@@ -439,7 +410,7 @@ impl Client {
                 failure.error.request_id(),
             );
             any_maybe_sent |= failure.error.may_have_been_sent();
-            let retryable = policy::may_retry(failure.class, self.inner.policy, key.is_some());
+            let retryable = policy::may_retry(failure.class, self.config.policy(), key.is_some());
             if let (Some((pacer, _)), Some((wait, _))) = (batch, failure.server_wait) {
                 // The server asked everyone to slow down, not just this worker.
                 if matches!(failure.error.status(), Some(429 | 503)) {
@@ -447,14 +418,14 @@ impl Client {
                 }
             }
             let (wait, source) = failure.server_wait.unwrap_or_else(|| {
-                let i = &self.inner;
-                let wait = retry::backoff(retry, i.backoff.0, i.backoff.1);
+                let (start, max) = self.config.retry_backoff();
+                let wait = retry::backoff(retry, start, max);
                 (wait, WaitSource::Backoff)
             });
             // The 60 s cap is for waits the server asks for; our own backoff is the caller's
             // setting and is slept through whatever it is.
             let too_long = source != WaitSource::Backoff && wait > retry::MAX_SERVER_WAIT;
-            if !retryable || retry >= self.inner.max_retries || too_long {
+            if !retryable || retry >= self.config.max_retries() || too_long {
                 let error = failure
                     .error
                     .finish(retry + 1, key, any_maybe_sent, started.elapsed());
@@ -494,12 +465,11 @@ impl Client {
 
     fn attempt(&self, p: &PreparedSend, retry: u32) -> Result<SendSmsResponse, Failure> {
         let mut req = self
-            .inner
-            .agent
-            .get()
+            .config
+            .agent()
             .map_err(final_failure)?
             .post(p.url.as_str())
-            .header(AUTHORIZATION, self.inner.authorization.clone())
+            .header(AUTHORIZATION, self.config.authorization().clone())
             .header(CONTENT_TYPE, JSON)
             .header(ACCEPT, JSON)
             .header(RETRY_COUNT, retry_count(retry));
@@ -603,8 +573,8 @@ impl Client {
             (None, transport::Progress::Reading) => Phase::AfterWrite,
         };
         let ends = Ends {
-            target: &self.inner.target,
-            proxy: self.inner.proxy.as_ref().map(|p| p.1.as_str()),
+            target: self.config.target(),
+            proxy: self.config.proxy().map(|p| p.authority.as_str()),
         };
         let v = retry::classify_transport(&e, phase, ends);
         Failure {

@@ -155,10 +155,12 @@
 #![deny(missing_docs)]
 #![warn(missing_debug_implementations)]
 
+mod agent;
 mod api_key;
 mod batch;
 mod builder;
 mod client;
+mod config;
 mod error;
 mod glue;
 mod http_date;
@@ -185,16 +187,17 @@ pub use batch::{
     BatchCheck, BatchOptions, BatchOutcome, BatchResult, BatchSummary, MAX_CONCURRENCY,
 };
 pub use builder::ClientBuilder;
-pub use client::{
-    API_KEY_ENV, BASE_URL_ENV, Client, DEFAULT_BASE_URL, MAX_ASSISTANT_ID_BYTES, MAX_BODY_BYTES,
-    PreparedSend,
-};
+pub use client::{Client, MAX_ASSISTANT_ID_BYTES, MAX_BODY_BYTES, PreparedSend};
+pub use config::{API_KEY_ENV, BASE_URL_ENV, DEFAULT_BASE_URL};
 pub use error::{ApiErrorEntry, Error, ErrorKind, Violation};
 pub use request::{InvalidMetadataValue, MetadataValue, SendSmsRequest};
 pub use response::SendSmsResponse;
 /// The `serde_json` this crate's API uses ([`ApiErrorEntry::meta`], [`Error::body_json`],
 /// `MetadataValue`'s conversions), re-exported so you need not match its version by hand.
 pub use serde_json;
+
+// A client keeps an idle connection for every worker of the largest batch.
+const _: () = assert!(MAX_CONCURRENCY <= agent::POOL_SIZE);
 
 /// Sends one SMS with a process-wide client configured from the environment
 /// (`TELNYX_API_KEY`, and `TELNYX_BASE_URL` if set).

@@ -40,7 +40,7 @@
 //!   (`is_not_happening`, deref to `std::time::Duration`).
 //! - `resolver::{Resolver, DefaultResolver, ResolvedSocketAddrs}`: `Resolver::resolve` and
 //!   `Resolver::empty`; `ureq::config::Config` and `ureq::http::Uri` in its signature.
-//! - `ureq::Agent::with_parts(config, connector, resolver)` (called in `builder.rs`).
+//! - `ureq::Agent::with_parts(config, connector, resolver)` (called in `agent.rs`).
 //! - `ureq::Error::{Other, Timeout, Io, HostNotFound, ConnectProxyFailed}`, `ureq::Timeout`.
 //!
 //! # ureq behaviours relied on, and what pins each
