@@ -9,15 +9,17 @@ use ureq::http::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE};
 use ureq::http::{HeaderName, HeaderValue};
 
 use crate::agent::USER_AGENT;
+use crate::api_error::{parse_error_body, summarize};
 use crate::builder::ClientBuilder;
 use crate::config::Config;
-use crate::error::{Error, Violation, human};
+use crate::error::{Error, human};
 use crate::glue::transport;
 use crate::policy::{self, Class};
 use crate::request::SendSmsRequest;
-use crate::response::{SendSmsResponse, SuccessBody, parse_error_body};
+use crate::response::{SendSmsResponse, SuccessBody};
 use crate::retry::{self, Ends, Phase, WaitSource};
 use crate::text::Clean;
+use crate::violation::Violation;
 
 /// The most of a response body that is read (1 MiB): a larger or endless answer is cut off
 /// there (error bodies) or refused (success bodies), never buffered whole.
@@ -653,30 +655,6 @@ fn retry_count(retry: u32) -> HeaderValue {
     match SMALL.get(retry as usize) {
         Some(v) => v.clone(),
         None => HeaderValue::from(retry),
-    }
-}
-
-/// The server's own words, for the one-line `Display`: its first error entry and first few
-/// violations, each already one line, and the whole cut at 400 characters.
-fn summarize(p: &crate::response::ParsedErrorBody) -> Option<String> {
-    use std::fmt::Write;
-    let mut out = String::new();
-    if let Some(first) = p.api_errors.first() {
-        let _ = write!(out, "{first}");
-        if p.api_error_count > 1 {
-            let _ = write!(out, "; and {} more", p.api_error_count - 1);
-        }
-    }
-    if !p.violations.is_empty() {
-        if !out.is_empty() {
-            out.push_str("; ");
-        }
-        let _ = crate::error::write_violations(&mut out, &p.violations, p.violation_count);
-    }
-    match (&p.message, out.is_empty()) {
-        (Some(m), true) => Some(Clean(m, 400).to_string()),
-        (_, true) => None,
-        (_, false) => Some(Clean(&out, 400).to_string()),
     }
 }
 

@@ -156,6 +156,7 @@
 #![warn(missing_debug_implementations)]
 
 mod agent;
+mod api_error;
 mod api_key;
 mod batch;
 mod builder;
@@ -173,6 +174,7 @@ mod retry;
 mod text;
 mod tls;
 mod url;
+mod violation;
 
 use std::sync::OnceLock;
 
@@ -182,6 +184,7 @@ use std::sync::OnceLock;
 #[doc = include_str!("../README.md")]
 pub struct ReadmeDoctests;
 
+pub use api_error::ApiErrorEntry;
 pub use api_key::check_api_key;
 pub use batch::{
     BatchCheck, BatchOptions, BatchOutcome, BatchResult, BatchSummary, MAX_CONCURRENCY,
@@ -189,12 +192,13 @@ pub use batch::{
 pub use builder::ClientBuilder;
 pub use client::{Client, MAX_ASSISTANT_ID_BYTES, MAX_BODY_BYTES, PreparedSend};
 pub use config::{API_KEY_ENV, BASE_URL_ENV, DEFAULT_BASE_URL};
-pub use error::{ApiErrorEntry, Error, ErrorKind, Violation};
+pub use error::{Error, ErrorKind};
 pub use request::{InvalidMetadataValue, MetadataValue, SendSmsRequest};
 pub use response::SendSmsResponse;
 /// The `serde_json` this crate's API uses ([`ApiErrorEntry::meta`], [`Error::body_json`],
 /// `MetadataValue`'s conversions), re-exported so you need not match its version by hand.
 pub use serde_json;
+pub use violation::Violation;
 
 // A client keeps an idle connection for every worker of the largest batch.
 const _: () = assert!(MAX_CONCURRENCY <= agent::POOL_SIZE);
@@ -243,7 +247,7 @@ pub mod __bench {
     /// Parses an error body the way a failed send does: the Telnyx envelope and the 422
     /// `detail` shape.
     pub fn parse_error_body(body: &str) -> (Vec<ApiErrorEntry>, Vec<Violation>) {
-        let p = crate::response::parse_error_body(body);
+        let p = crate::api_error::parse_error_body(body);
         (p.api_errors, p.violations)
     }
 

@@ -23,9 +23,10 @@ pub(crate) use pacer::Pacer;
 use sha256::{Sha256, hex};
 
 use crate::client::{Client, PreparedSend, check_assistant_id};
-use crate::error::{Error, Violation};
+use crate::error::Error;
 use crate::request::{SendSmsRequest, idempotency_key_problem};
 use crate::response::SendSmsResponse;
+use crate::violation::Violation;
 
 /// The most worker threads a batch may use.
 pub const MAX_CONCURRENCY: usize = 64;
