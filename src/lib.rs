@@ -171,6 +171,7 @@ mod proxy;
 mod request;
 mod response;
 mod retry;
+mod send;
 mod text;
 mod tls;
 mod url;
@@ -190,11 +191,12 @@ pub use batch::{
     BatchCheck, BatchOptions, BatchOutcome, BatchResult, BatchSummary, MAX_CONCURRENCY,
 };
 pub use builder::ClientBuilder;
-pub use client::{Client, MAX_ASSISTANT_ID_BYTES, MAX_BODY_BYTES, PreparedSend};
+pub use client::{Client, MAX_ASSISTANT_ID_BYTES, PreparedSend};
 pub use config::{API_KEY_ENV, BASE_URL_ENV, DEFAULT_BASE_URL};
 pub use error::{Error, ErrorKind};
 pub use request::{InvalidMetadataValue, MetadataValue, SendSmsRequest};
 pub use response::SendSmsResponse;
+pub use send::MAX_BODY_BYTES;
 /// The `serde_json` this crate's API uses ([`ApiErrorEntry::meta`], [`Error::body_json`],
 /// `MetadataValue`'s conversions), re-exported so you need not match its version by hand.
 pub use serde_json;

@@ -902,7 +902,7 @@ impl Client {
             // again by a re-run.
             return BatchOutcome::Failed(e);
         }
-        let result = self.send_paced(prepared, Some((pacer as &dyn crate::client::Pace, index)));
+        let result = self.send_paced(prepared, Some((pacer as &dyn crate::send::Pace, index)));
         if let Some(Err(e)) = journal.map(|j| j.finish(index, result.as_ref())) {
             {
                 // The start is on disk: a re-run treats this request as in doubt.

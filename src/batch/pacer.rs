@@ -103,7 +103,7 @@ impl Pacer {
     }
 }
 
-impl crate::client::Pace for Pacer {
+impl crate::send::Pace for Pacer {
     fn before_attempt(&self) {
         Pacer::before_attempt(self);
     }
