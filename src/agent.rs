@@ -12,7 +12,7 @@ use ureq::tls::TlsConfig;
 use crate::error::Error;
 use crate::glue::resolver::CachingResolver;
 use crate::glue::transport::StableTimeoutConnector;
-use crate::tls::{Trust, TrustPlan};
+use crate::trust::{Trust, TrustPlan};
 
 /// The `User-Agent` of every request.
 pub(crate) const USER_AGENT: &str = concat!("telnyx-assistant-sms/", env!("CARGO_PKG_VERSION"));

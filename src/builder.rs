@@ -9,7 +9,7 @@ use crate::api_key::ApiKey;
 use crate::config::{API_KEY_ENV, BASE_URL_ENV, Config, DEFAULT_BASE_URL, ProxyNames, Settings};
 use crate::error::Error;
 use crate::proxy::{ProxyChoice, resolve_proxy};
-use crate::tls::{TrustChoice, TrustPlan, plan_trust};
+use crate::trust::{TrustChoice, TrustPlan, plan_trust};
 use crate::url::{check_base_url, redact_userinfo};
 
 /// The longest `timeout` and `connect_timeout` accepted: far beyond any use, and far below

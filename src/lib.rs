@@ -160,22 +160,25 @@ mod api_error;
 mod api_key;
 mod batch;
 mod builder;
+mod classify;
 mod client;
 mod config;
 mod error;
 mod glue;
 mod http_date;
 mod keys;
+#[cfg(feature = "rustls")]
+mod pem;
 mod policy;
 mod proxy;
 mod request;
 mod response;
-mod retry;
 mod send;
 mod text;
-mod tls;
+mod trust;
 mod url;
 mod violation;
+mod wait;
 
 use std::sync::OnceLock;
 

@@ -11,14 +11,15 @@ use std::time::{Duration, Instant};
 use ureq::http::{HeaderName, HeaderValue};
 
 use crate::agent::USER_AGENT;
-use crate::api_error::{parse_error_body, summarize};
+use crate::api_error::parse_error_body;
+use crate::classify::{self, Ends, Phase};
 use crate::config::Config;
 use crate::error::{Error, human};
 use crate::glue::transport;
 use crate::policy::{self, Class};
 use crate::response::{SendSmsResponse, SuccessBody};
-use crate::retry::{self, Ends, Phase, WaitSource};
 use crate::text::Clean;
+use crate::wait::{self, WaitSource};
 
 /// The most of a response body that is read (1 MiB): a larger or endless answer is cut off
 /// there (error bodies) or refused (success bodies), never buffered whole.
@@ -182,12 +183,12 @@ pub(crate) fn send(
         }
         let (wait, source) = failure.server_wait.unwrap_or_else(|| {
             let (start, max) = config.retry_backoff();
-            let wait = retry::backoff(retry, start, max);
+            let wait = wait::backoff(retry, start, max);
             (wait, WaitSource::Backoff)
         });
         // The 60 s cap is for waits the server asks for; our own backoff is the caller's
         // setting and is slept through whatever it is.
-        let too_long = source != WaitSource::Backoff && wait > retry::MAX_SERVER_WAIT;
+        let too_long = source != WaitSource::Backoff && wait > wait::MAX_SERVER_WAIT;
         if !retryable || retry >= config.max_retries() || too_long {
             let error = failure
                 .error
@@ -296,31 +297,21 @@ fn attempt(config: &Config, p: &Outgoing<'_>, retry: u32) -> Result<SendSmsRespo
         Some(v) if v.eq_ignore_ascii_case("false") => Some(false),
         _ => None,
     };
-    let server_wait = retry::server_wait(header("retry-after-ms"), header("retry-after"));
+    let server_wait = wait::server_wait(header("retry-after-ms"), header("retry-after"));
     // The body of an error is informative only: keep what arrived, even if cut off.
     let body = match read_capped(resp.body_mut()) {
         Ok((b, _)) => Some(into_text(b)),
         Err(_) => None,
     };
-    let mut what = format!(
-        "http {code} {}",
-        status.canonical_reason().unwrap_or("").to_ascii_lowercase()
-    );
-    let what_len = what.trim_end().len();
-    what.truncate(what_len);
     let parsed = body.as_deref().map(parse_error_body).unwrap_or_default();
-    if let Some(summary) = summarize(&parsed) {
-        what.push_str(": ");
-        what.push_str(&summary);
-    }
-    let class = policy::classify_status(code, server_wait.is_some(), should_retry);
-    let mut error = Error::api(code, body, parsed, what)
+    let v = classify::classify_answer(status, server_wait.is_some(), should_retry, &parsed);
+    let mut error = Error::api(code, body, parsed, v.what)
         .with_request_id(request_id)
         .with_retry_after(server_wait.map(|w| w.0));
-    error.set_may_have_been_sent(class.may_have_been_sent());
+    error.set_may_have_been_sent(v.class.may_have_been_sent());
     Err(Failure {
         error,
-        class,
+        class: v.class,
         server_wait,
     })
 }
@@ -338,7 +329,7 @@ fn transport_failure(config: &Config, e: ureq::Error) -> Failure {
         target: config.target(),
         proxy: config.proxy().map(|p| p.authority.as_str()),
     };
-    let v = retry::classify_transport(&e, phase, ends);
+    let v = classify::classify_transport(&e, phase, ends);
     Failure {
         error: Error::transport(v.what, v.class.may_have_been_sent()).with_source(e),
         class: v.class,

@@ -110,7 +110,7 @@ impl crate::send::Pace for Pacer {
 
     /// All wait, or, for longer than a send waits, the batch stops sending.
     fn server_wait(&self, wait: Duration) {
-        if wait > crate::retry::MAX_SERVER_WAIT {
+        if wait > crate::wait::MAX_SERVER_WAIT {
             self.stop(wait);
         } else {
             self.pause_all(wait);
