@@ -15,6 +15,7 @@ use crate::agent::AgentCell;
 use crate::api_key::ApiKey;
 use crate::error::Error;
 use crate::policy::Policy;
+use crate::wait::{BACKOFF_MAX, BACKOFF_START};
 
 /// The production API's base URL.
 pub const DEFAULT_BASE_URL: &str = "https://api.telnyx.com/v2";
@@ -24,10 +25,6 @@ pub const API_KEY_ENV: &str = "TELNYX_API_KEY";
 /// The environment variable [`Client::from_env`](crate::Client::from_env) reads a base URL
 /// override from.
 pub const BASE_URL_ENV: &str = "TELNYX_BASE_URL";
-
-/// The default backoff: 0.5 s, doubling to at most 8 s, as the official SDKs wait.
-pub(crate) const BACKOFF_START: Duration = Duration::from_millis(500);
-pub(crate) const BACKOFF_MAX: Duration = Duration::from_secs(8);
 
 /// The settings a client uses as the builder was given them (the builder checks them, and
 /// turns none into something else), with their defaults.

@@ -7,6 +7,9 @@ use crate::keys::random_u64;
 
 /// Longest server-requested wait that is slept through; a longer one ends the send at once.
 pub(crate) const MAX_SERVER_WAIT: Duration = Duration::from_secs(60);
+/// The default backoff: 0.5 s, doubling to at most 8 s, as the official SDKs wait.
+pub(crate) const BACKOFF_START: Duration = Duration::from_millis(500);
+pub(crate) const BACKOFF_MAX: Duration = Duration::from_secs(8);
 
 /// Where the wait before a retry came from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -75,7 +78,6 @@ pub(crate) fn backoff(retry: u32, start: Duration, max: Duration) -> Duration {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{BACKOFF_MAX, BACKOFF_START};
 
     #[test]
     fn server_wait_prefers_ms_and_reads_dates() {
