@@ -68,16 +68,18 @@ pub(crate) struct Outgoing<'a> {
     pub(crate) idempotency_key: Option<&'a str>,
 }
 
-/// A header's name: as `PreparedSend::headers` shows it, and as ureq takes it.
-pub(crate) struct Name(pub(crate) &'static str, HeaderName);
-
-impl Name {
-    const fn new(name: &'static str) -> Name {
-        Name(name, HeaderName::from_static(name))
-    }
+/// A header an attempt sends.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Header {
+    Authorization,
+    ContentType,
+    Accept,
+    UserAgent,
+    RetryCount,
+    IdempotencyKey,
 }
 
-/// What a header of an attempt holds.
+/// What a header holds.
 pub(crate) enum Value<'a> {
     /// `Bearer KEY`, from the configuration; shown redacted.
     Authorization,
@@ -91,42 +93,100 @@ pub(crate) enum Value<'a> {
     Key(&'a str),
 }
 
-impl Value<'_> {
-    /// The value as [`PreparedSend::headers`](crate::PreparedSend::headers) shows it: the key
-    /// redacted.
-    pub(crate) fn shown(&self) -> String {
-        match self {
-            Value::Authorization => "Bearer [REDACTED]".to_owned(),
-            Value::Json => JSON_TEXT.to_owned(),
-            Value::UserAgent => USER_AGENT.to_owned(),
-            Value::RetryCount(n) => n.to_string(),
-            Value::Key(k) => (*k).to_owned(),
-        }
+/// Where the header list goes: onto an attempt's request, or into the list
+/// `PreparedSend::headers` shows.
+pub(crate) trait Headers: Sized {
+    fn put(self, header: Header, value: Value<'_>) -> Self;
+}
+
+/// The headers of attempt `retry` (0 for the first) of a send under `key`, in the order they
+/// go out: the one list an attempt sends and `PreparedSend::headers` shows. ureq adds `Host`
+/// and `Content-Length`.
+#[inline]
+pub(crate) fn headers<H: Headers>(to: H, retry: u32, key: Option<&str>) -> H {
+    let to = to
+        .put(Header::Authorization, Value::Authorization)
+        .put(Header::ContentType, Value::Json)
+        .put(Header::Accept, Value::Json)
+        .put(Header::UserAgent, Value::UserAgent)
+        .put(Header::RetryCount, Value::RetryCount(retry));
+    match key {
+        Some(k) => to.put(Header::IdempotencyKey, Value::Key(k)),
+        None => to,
     }
 }
 
 const JSON_TEXT: &str = "application/json";
 const JSON: HeaderValue = HeaderValue::from_static(JSON_TEXT);
-const AUTHORIZATION: Name = Name::new("authorization");
-const CONTENT_TYPE: Name = Name::new("content-type");
-const ACCEPT: Name = Name::new("accept");
-const USER_AGENT_NAME: Name = Name::new("user-agent");
-const RETRY_COUNT: Name = Name::new("x-stainless-retry-count");
-const IDEMPOTENCY_KEY: Name = Name::new("idempotency-key");
 
-/// The headers of attempt `retry` (0 for the first) of a send under `key`, in the order they
-/// go out: the one list an attempt sends and `PreparedSend::headers` shows. ureq adds `Host`
-/// and `Content-Length`.
-pub(crate) fn headers(retry: u32, key: Option<&str>) -> impl Iterator<Item = (Name, Value<'_>)> {
-    [
-        (AUTHORIZATION, Value::Authorization),
-        (CONTENT_TYPE, Value::Json),
-        (ACCEPT, Value::Json),
-        (USER_AGENT_NAME, Value::UserAgent),
-        (RETRY_COUNT, Value::RetryCount(retry)),
-    ]
-    .into_iter()
-    .chain(key.map(|k| (IDEMPOTENCY_KEY, Value::Key(k))))
+impl Header {
+    /// The name, as it goes out.
+    pub(crate) const fn as_str(self) -> &'static str {
+        match self {
+            Header::Authorization => "authorization",
+            Header::ContentType => "content-type",
+            Header::Accept => "accept",
+            Header::UserAgent => "user-agent",
+            Header::RetryCount => "x-stainless-retry-count",
+            Header::IdempotencyKey => "idempotency-key",
+        }
+    }
+
+    /// The name as ureq takes it (each made at compile time: nothing is parsed per send).
+    fn name(self) -> HeaderName {
+        const fn named(h: Header) -> HeaderName {
+            HeaderName::from_static(h.as_str())
+        }
+        match self {
+            Header::Authorization => const { named(Header::Authorization) },
+            Header::ContentType => const { named(Header::ContentType) },
+            Header::Accept => const { named(Header::Accept) },
+            Header::UserAgent => const { named(Header::UserAgent) },
+            Header::RetryCount => const { named(Header::RetryCount) },
+            Header::IdempotencyKey => const { named(Header::IdempotencyKey) },
+        }
+    }
+}
+
+/// As `PreparedSend::headers` shows them: the API key redacted.
+impl Headers for Vec<(&'static str, String)> {
+    // Inlined, so that each call keeps only its value's arm.
+    #[inline(always)]
+    fn put(mut self, header: Header, value: Value<'_>) -> Self {
+        let shown = match value {
+            Value::Authorization => "Bearer [REDACTED]".to_owned(),
+            Value::Json => JSON_TEXT.to_owned(),
+            Value::UserAgent => USER_AGENT.to_owned(),
+            Value::RetryCount(n) => n.to_string(),
+            Value::Key(k) => k.to_owned(),
+        };
+        self.push((header.as_str(), shown));
+        self
+    }
+}
+
+/// An attempt's request, and the key it carries.
+struct Attempt<'a> {
+    req: ureq::RequestBuilder<ureq::typestate::WithBody>,
+    authorization: &'a HeaderValue,
+}
+
+impl Headers for Attempt<'_> {
+    // Inlined, so that each call keeps only its value's arm: the same code as six chained
+    // `.header()` calls.
+    #[inline(always)]
+    fn put(mut self, header: Header, value: Value<'_>) -> Self {
+        let name = header.name();
+        self.req = match value {
+            Value::Authorization => self.req.header(name, self.authorization.clone()),
+            Value::Json => self.req.header(name, JSON),
+            // The agent adds it (see `agent.rs`).
+            Value::UserAgent => self.req,
+            Value::RetryCount(n) => self.req.header(name, retry_count(n)),
+            Value::Key(k) => self.req.header(name, k),
+        };
+        self
+    }
 }
 
 /// Sends `prepared` with `config`'s agent, key and retry rules: attempts, retries and waits,
@@ -228,17 +288,12 @@ pub(crate) fn send(
 }
 
 fn attempt(config: &Config, p: &Outgoing<'_>, retry: u32) -> Result<SendSmsResponse, Failure> {
-    let mut req = config.agent().map_err(final_failure)?.post(p.url);
-    for (name, value) in headers(retry, p.idempotency_key) {
-        req = match value {
-            Value::Authorization => req.header(name.1, config.authorization().clone()),
-            Value::Json => req.header(name.1, JSON),
-            // The agent adds it (see `agent.rs`).
-            Value::UserAgent => req,
-            Value::RetryCount(n) => req.header(name.1, retry_count(n)),
-            Value::Key(k) => req.header(name.1, k),
-        };
-    }
+    let req = config.agent().map_err(final_failure)?.post(p.url);
+    let attempt = Attempt {
+        req,
+        authorization: config.authorization(),
+    };
+    let req = headers(attempt, retry, p.idempotency_key).req;
     transport::start_attempt();
     let mut resp = match req.send(p.body) {
         Ok(r) => r,
@@ -434,9 +489,7 @@ mod tests {
 
     #[test]
     fn the_header_list_is_shown_in_order_with_the_key_redacted() {
-        let shown: Vec<(&str, String)> = headers(2, Some("k-1"))
-            .map(|(name, value)| (name.0, value.shown()))
-            .collect();
+        let shown = headers(Vec::new(), 2, Some("k-1"));
         let want = [
             ("authorization", "Bearer [REDACTED]"),
             ("content-type", "application/json"),
@@ -449,10 +502,21 @@ mod tests {
         for ((name, value), (want_name, want_value)) in shown.iter().zip(want) {
             assert_eq!((*name, value.as_str()), (want_name, want_value));
         }
-        // Each name is the one ureq is given.
-        for (name, _) in headers(0, Some("k")) {
-            assert_eq!(name.0, name.1.as_str());
+        assert_eq!(headers(Vec::new(), 0, None).len(), 5);
+        // The name shown is the name sent.
+        for (name, _) in shown {
+            let header = [
+                Header::Authorization,
+                Header::ContentType,
+                Header::Accept,
+                Header::UserAgent,
+                Header::RetryCount,
+                Header::IdempotencyKey,
+            ]
+            .into_iter()
+            .find(|h| h.as_str() == name)
+            .unwrap();
+            assert_eq!(header.name().as_str(), name);
         }
-        assert_eq!(headers(0, None).count(), 5);
     }
 }
