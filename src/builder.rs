@@ -1,26 +1,17 @@
-//! The builder: every setting of a [`Client`], checked once by [`ClientBuilder::build`].
+//! The builder: every setting of a [`Client`](crate::Client), checked once, into the
+//! [`Config`] a client holds (`ClientBuilder::build`, in `client.rs`, wraps it in a client).
 
 use std::fmt;
-use std::sync::OnceLock;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use ureq::Agent;
-#[cfg(feature = "rustls")]
-use ureq::tls::TlsConfig;
-
+use crate::agent::{AgentCell, Recipe};
 use crate::api_key::ApiKey;
-use crate::client::{API_KEY_ENV, BASE_URL_ENV, Client, DEFAULT_BASE_URL, Inner, USER_AGENT};
+use crate::config::{API_KEY_ENV, BASE_URL_ENV, Config, DEFAULT_BASE_URL, ProxyNames, Settings};
 use crate::error::Error;
-use crate::glue::resolver::CachingResolver;
-use crate::glue::transport::StableTimeoutConnector;
 use crate::proxy::{ProxyChoice, resolve_proxy};
-use crate::tls::{Trust, TrustChoice, TrustPlan, plan_trust};
+use crate::trust::{TrustChoice, TrustPlan, plan_trust};
 use crate::url::{check_base_url, redact_userinfo};
 
-const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
-const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
-const DEFAULT_MAX_RETRIES: u32 = 2;
 /// The longest `timeout` and `connect_timeout` accepted: far beyond any use, and far below
 /// what would overflow a deadline (`Instant + Duration::MAX` panics).
 const MAX_TIMEOUT: Duration = Duration::from_secs(24 * 60 * 60);
@@ -33,7 +24,8 @@ enum Origin {
     Env,
 }
 
-/// Configures a [`Client`]. Start from [`Client::builder`] or [`ClientBuilder::from_env`].
+/// Configures a [`Client`](crate::Client). Start from [`Client::builder`](crate::Client::builder)
+/// or [`ClientBuilder::from_env`].
 ///
 /// Every setter consumes and returns the builder; [`build`](ClientBuilder::build) checks the
 /// whole configuration.
@@ -47,34 +39,23 @@ pub struct ClientBuilder {
     /// A variable that could not be read, until a setter replaces what it would have set.
     key_env_problem: Option<String>,
     base_url_env_problem: Option<String>,
-    timeout: Duration,
-    connect_timeout: Duration,
-    max_retries: u32,
-    backoff: (Duration, Duration),
-    auto_idempotency_key: bool,
-    retry_in_doubt: bool,
-    retry_ambiguous: bool,
     proxy: ProxyChoice,
     trust: TrustChoice,
     defer_trust: bool,
+    /// What the client takes as given.
+    settings: Settings,
 }
 
 impl fmt::Debug for ClientBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ClientBuilder")
-            .field("api_key", &self.api_key)
+        let mut d = f.debug_struct("ClientBuilder");
+        d.field("api_key", &self.api_key)
             .field("base_url", &redact_userinfo(&self.base_url))
             .field("proxy", &self.proxy)
             .field("trust", &self.trust)
-            .field("defer_trust", &self.defer_trust)
-            .field("timeout", &self.timeout)
-            .field("connect_timeout", &self.connect_timeout)
-            .field("max_retries", &self.max_retries)
-            .field("retry_backoff", &self.backoff)
-            .field("auto_idempotency_key", &self.auto_idempotency_key)
-            .field("retry_in_doubt", &self.retry_in_doubt)
-            .field("retry_ambiguous", &self.retry_ambiguous)
-            .finish_non_exhaustive()
+            .field("defer_trust", &self.defer_trust);
+        self.settings.show(&mut d);
+        d.finish_non_exhaustive()
     }
 }
 
@@ -87,16 +68,10 @@ impl Default for ClientBuilder {
             base_url_origin: Origin::Unset,
             key_env_problem: None,
             base_url_env_problem: None,
-            timeout: DEFAULT_TIMEOUT,
-            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
-            max_retries: DEFAULT_MAX_RETRIES,
-            backoff: (crate::retry::BACKOFF_START, crate::retry::BACKOFF_MAX),
-            auto_idempotency_key: true,
-            retry_in_doubt: false,
-            retry_ambiguous: false,
             proxy: ProxyChoice::FromEnv,
             trust: TrustChoice::FromEnv,
             defer_trust: false,
+            settings: Settings::default(),
         }
     }
 }
@@ -171,7 +146,7 @@ impl ClientBuilder {
     /// At most 24 hours: [`build`](Self::build) refuses a longer one (such as
     /// `Duration::MAX`). Defaults to 60 seconds, as the official SDKs do.
     pub fn timeout(mut self, timeout: Duration) -> Self {
-        self.timeout = timeout;
+        self.settings.timeout = timeout;
         self
     }
 
@@ -182,7 +157,7 @@ impl ClientBuilder {
     /// At most 24 hours: [`build`](Self::build) refuses a longer one. Defaults to 5 seconds,
     /// as the official SDKs do.
     pub fn connect_timeout(mut self, timeout: Duration) -> Self {
-        self.connect_timeout = timeout;
+        self.settings.connect_timeout = timeout;
         self
     }
 
@@ -192,7 +167,7 @@ impl ClientBuilder {
     ///
     /// Defaults to 2.
     pub fn max_retries(mut self, n: u32) -> Self {
-        self.max_retries = n;
+        self.settings.max_retries = n;
         self
     }
 
@@ -203,7 +178,7 @@ impl ClientBuilder {
     ///
     /// Defaults to 0.5 s doubling to 8 s, as the official SDKs wait.
     pub fn retry_backoff(mut self, initial: Duration, max: Duration) -> Self {
-        self.backoff = (initial, max);
+        self.settings.retry_backoff = (initial, max);
         self
     }
 
@@ -215,7 +190,7 @@ impl ClientBuilder {
     ///
     /// Defaults to `true`.
     pub fn auto_idempotency_key(mut self, enabled: bool) -> Self {
-        self.auto_idempotency_key = enabled;
+        self.settings.auto_idempotency_key = enabled;
         self
     }
 
@@ -233,7 +208,7 @@ impl ClientBuilder {
     ///
     /// Defaults to `false`: only what provably was not performed is retried.
     pub fn retry_in_doubt(mut self, enabled: bool) -> Self {
-        self.retry_in_doubt = enabled;
+        self.settings.retry_in_doubt = enabled;
         self
     }
 
@@ -245,7 +220,7 @@ impl ClientBuilder {
     ///
     /// Defaults to `false`.
     pub fn retry_ambiguous(mut self, enabled: bool) -> Self {
-        self.retry_ambiguous = enabled;
+        self.settings.retry_ambiguous = enabled;
         self
     }
 
@@ -342,20 +317,9 @@ impl ClientBuilder {
         self
     }
 
-    /// Checks the configuration and builds the client.
-    ///
-    /// # Errors
-    ///
-    /// An [`ErrorKind::Config`](crate::ErrorKind::Config) error naming the problem when the API
-    /// key is missing or malformed (see [`check_api_key`](crate::check_api_key)), the base URL
-    /// does not parse, is not `https` (nor `http` to a loopback host), has credentials, a query
-    /// or no path (see [`base_url`](Self::base_url)), a timeout is zero or over 24 hours, the
-    /// proxy URL is invalid, or the trusted certificates cannot be loaded: a
-    /// `root_certificates_pem` bundle, or the file or directory named by `SSL_CERT_FILE` /
-    /// `SSL_CERT_DIR` (for an `https` base URL), that cannot be read or parsed or holds no
-    /// certificate. With [`defer_trust`](Self::defer_trust), that last check waits for the
-    /// first send.
-    pub fn build(self) -> Result<Client, Error> {
+    /// Checks the settings and makes the configuration a client holds (see
+    /// [`build`](Self::build) for every check).
+    pub(crate) fn into_config(self) -> Result<Config, Error> {
         if let Some(problem) = self.key_env_problem.or(self.base_url_env_problem) {
             return Err(Error::config(problem));
         }
@@ -377,22 +341,23 @@ impl ClientBuilder {
             _ => "base url",
         };
         let (base_url, uri) = check_base_url(&self.base_url, url_name)?;
-        if self.timeout.is_zero() {
+        let settings = self.settings;
+        if settings.timeout.is_zero() {
             return Err(Error::config("the timeout must be greater than zero"));
         }
-        if self.backoff.1 < self.backoff.0 {
+        if settings.retry_backoff.1 < settings.retry_backoff.0 {
             return Err(Error::config(
                 "the retry backoff's maximum must be at least its initial wait",
             ));
         }
-        if self.connect_timeout.is_zero() {
+        if settings.connect_timeout.is_zero() {
             return Err(Error::config(
                 "the connect timeout must be greater than zero",
             ));
         }
         for (name, value) in [
-            ("timeout", self.timeout),
-            ("connect timeout", self.connect_timeout),
+            ("timeout", settings.timeout),
+            ("connect timeout", settings.connect_timeout),
         ] {
             if value > MAX_TIMEOUT {
                 return Err(Error::config(format!(
@@ -403,9 +368,10 @@ impl ClientBuilder {
             }
         }
         let proxy = resolve_proxy(&self.proxy, &uri)?;
-        let proxy_names = proxy
-            .as_ref()
-            .map(|p| (p.shown.clone(), p.authority.clone()));
+        let proxy_names = proxy.as_ref().map(|p| ProxyNames {
+            shown: p.shown.clone(),
+            authority: p.authority.clone(),
+        });
         // The environment's roots matter only to https (so an `http` loopback client reads
         // none); roots given in code are checked whatever the base URL, so a mistake in them
         // shows at once (unless deferred).
@@ -415,8 +381,8 @@ impl ClientBuilder {
             choice => Some(plan_trust(choice)?),
         };
         let recipe = Recipe {
-            timeout: self.timeout,
-            connect_timeout: self.connect_timeout,
+            timeout: settings.timeout,
+            connect_timeout: settings.connect_timeout,
             proxy: proxy.map(|p| p.proxy),
             trust: plan,
         };
@@ -430,122 +396,22 @@ impl ClientBuilder {
             (AgentCell::deferred(recipe), shown)
         } else {
             let trust = recipe.trust.as_ref().map(TrustPlan::load).transpose()?;
-            let agent = recipe.agent(trust.as_ref());
-            (AgentCell::ready(agent), trust.map(|t| t.shown))
+            let agent = AgentCell::ready(&recipe, trust.as_ref());
+            (agent, trust.map(|t| t.shown))
         };
-
-        static NEXT_ID: AtomicU64 = AtomicU64::new(1);
-        Ok(Client::from_inner(Inner {
-            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
-            agent,
-            authorization: api_key.bearer(),
-            endpoint_prefix: format!("{base_url}/ai/assistants/"),
-            target: crate::url::authority(&uri),
+        let trust = match trust_shown {
+            Some(shown) => shown,
+            None if https => "built-in Mozilla roots (webpki-roots)".to_owned(),
+            None => "none needed (clear-text http to loopback)".to_owned(),
+        };
+        Ok(Config::new(
+            &api_key,
             base_url,
-            proxy: proxy_names,
-            trust: match trust_shown {
-                Some(shown) => shown,
-                None if https => "built-in Mozilla roots (webpki-roots)".to_owned(),
-                None => "none needed (clear-text http to loopback)".to_owned(),
-            },
-            timeout: self.timeout,
-            connect_timeout: self.connect_timeout,
-            max_retries: self.max_retries,
-            backoff: self.backoff,
-            auto_idempotency_key: self.auto_idempotency_key,
-            policy: crate::policy::Policy {
-                in_doubt: self.retry_in_doubt,
-                ambiguous: self.retry_ambiguous,
-            },
-        }))
-    }
-}
-
-/// What the ureq agent is made of. The trusted roots are part of its configuration, so a
-/// client whose trust is deferred makes its agent at the first send.
-struct Recipe {
-    timeout: Duration,
-    connect_timeout: Duration,
-    proxy: Option<ureq::Proxy>,
-    /// `None` for an `http` base URL with the roots from the environment: none are needed.
-    trust: Option<TrustPlan>,
-}
-
-impl Recipe {
-    /// The agent, verifying with `trust` (ureq's built-in roots when it has none).
-    fn agent(&self, trust: Option<&Trust>) -> Agent {
-        let config = Agent::config_builder()
-            // 4xx/5xx come back as responses, so their headers and bodies are kept.
-            .http_status_as_error(false)
-            .timeout_global(Some(self.timeout))
-            .timeout_connect(Some(self.connect_timeout.min(self.timeout)))
-            .user_agent(USER_AGENT)
-            // A redirect of this POST is unexpected: report it rather than follow it.
-            .max_redirects(0)
-            .proxy(self.proxy.clone())
-            // Keep an idle connection for every worker of the largest batch (and so for any
-            // client shared by that many threads); unused ones close after 15 s.
-            .max_idle_connections(crate::batch::MAX_CONCURRENCY)
-            .max_idle_connections_per_host(crate::batch::MAX_CONCURRENCY);
-        #[cfg(feature = "rustls")]
-        let config = match trust.and_then(|t| t.roots.clone()) {
-            Some(roots) => config.tls_config(TlsConfig::builder().root_certs(roots).build()),
-            None => config,
-        };
-        #[cfg(not(feature = "rustls"))]
-        let _ = trust;
-        // Both parts keep the timeouts from costing anything per send: see resolver.rs and
-        // transport.rs.
-        Agent::with_parts(
-            config.build(),
-            StableTimeoutConnector::default(),
-            CachingResolver::default(),
-        )
-    }
-
-    /// Reads the trusted roots, then makes the agent.
-    fn load(&self) -> Result<Agent, Error> {
-        let trust = self.trust.as_ref().map(TrustPlan::load).transpose()?;
-        Ok(self.agent(trust.as_ref()))
-    }
-}
-
-/// A client's ureq agent: made by `build`, or, with
-/// [`defer_trust`](ClientBuilder::defer_trust), by the first send that asks for it.
-pub(crate) struct AgentCell {
-    agent: OnceLock<Result<Agent, Error>>,
-    /// Kept only while the agent may still have to be made.
-    recipe: Option<Recipe>,
-}
-
-impl AgentCell {
-    fn ready(agent: Agent) -> Self {
-        AgentCell {
-            agent: OnceLock::from(Ok(agent)),
-            recipe: None,
-        }
-    }
-
-    fn deferred(recipe: Recipe) -> Self {
-        AgentCell {
-            agent: OnceLock::new(),
-            recipe: Some(recipe),
-        }
-    }
-
-    /// The agent, made now if it was deferred (concurrent first sends wait for one another).
-    ///
-    /// # Errors
-    ///
-    /// The trusted certificates could not be read: a `Config` error, the same one at every
-    /// send.
-    pub(crate) fn get(&self) -> Result<&Agent, Error> {
-        self.agent
-            .get_or_init(|| match &self.recipe {
-                Some(recipe) => recipe.load(),
-                None => Err(Error::config("the client has no http agent")),
-            })
-            .as_ref()
-            .map_err(Error::clone)
+            crate::url::authority(&uri),
+            proxy_names,
+            agent,
+            trust,
+            settings,
+        ))
     }
 }

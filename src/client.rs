@@ -1,40 +1,21 @@
-//! The client and the send loop: what one send does, attempt by attempt.
+//! The client, the handle a caller holds: it validates a send, prepares it (the URL with the
+//! assistant id encoded, the body, the idempotency key) and hands it to the send loop
+//! (`send.rs`).
 
 use std::fmt;
-use std::io::Read;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
-
-use ureq::http::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE};
-use ureq::http::{HeaderName, HeaderValue};
 
 use crate::builder::ClientBuilder;
-use crate::error::{Error, Violation, human};
-use crate::glue::transport;
-use crate::policy::{self, Class, Policy};
+use crate::config::Config;
+use crate::error::Error;
 use crate::request::SendSmsRequest;
-use crate::response::{SendSmsResponse, SuccessBody, parse_error_body};
-use crate::retry::{self, Ends, Phase, WaitSource};
-use crate::text::Clean;
-
-/// The production API's base URL.
-pub const DEFAULT_BASE_URL: &str = "https://api.telnyx.com/v2";
-/// The environment variable [`Client::from_env`] reads the API key from.
-pub const API_KEY_ENV: &str = "TELNYX_API_KEY";
-/// The environment variable [`Client::from_env`] reads a base URL override from.
-pub const BASE_URL_ENV: &str = "TELNYX_BASE_URL";
-/// The most of a response body that is read (1 MiB): a larger or endless answer is cut off
-/// there (error bodies) or refused (success bodies), never buffered whole.
-pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+use crate::response::SendSmsResponse;
+use crate::send::{self, Outgoing, Pace};
+use crate::violation::Violation;
 
 /// The longest assistant id accepted, in bytes: real ids are about 50; a longer one would
 /// only make a request line no server accepts.
 pub const MAX_ASSISTANT_ID_BYTES: usize = 256;
-
-pub(crate) const USER_AGENT: &str = concat!("telnyx-assistant-sms/", env!("CARGO_PKG_VERSION"));
-const JSON: HeaderValue = HeaderValue::from_static("application/json");
-const IDEMPOTENCY_KEY: HeaderName = HeaderName::from_static("idempotency-key");
-const RETRY_COUNT: HeaderName = HeaderName::from_static("x-stainless-retry-count");
 
 /// A configured, reusable client for the Assistant SMS Chat call.
 ///
@@ -55,52 +36,34 @@ const RETRY_COUNT: HeaderName = HeaderName::from_static("x-stainless-retry-count
 /// ```
 #[derive(Clone)]
 pub struct Client {
-    inner: Arc<Inner>,
+    config: Arc<Config>,
 }
 
-/// What a client is made of; built by [`ClientBuilder::build`].
-pub(crate) struct Inner {
-    /// Unique per built client (clones share it): a [`PreparedSend`] carries it, so only the
-    /// client that prepared it can send it.
-    pub(crate) id: u64,
-    /// Made at the first send when the trust is deferred (see `builder.rs`).
-    pub(crate) agent: crate::builder::AgentCell,
-    pub(crate) authorization: HeaderValue,
-    /// `{base}/ai/assistants/`, so a send only appends the encoded id and `/chat/sms`.
-    pub(crate) endpoint_prefix: String,
-    pub(crate) base_url: String,
-    /// `host:port` of the API, for messages.
-    pub(crate) target: String,
-    /// The proxy: shown (credentials hidden), and `host:port` for messages.
-    pub(crate) proxy: Option<(String, String)>,
-    /// Which certificates are trusted, for `Debug`.
-    pub(crate) trust: String,
-    pub(crate) timeout: Duration,
-    pub(crate) connect_timeout: Duration,
-    pub(crate) max_retries: u32,
-    /// The first wait between attempts and the most it doubles to.
-    pub(crate) backoff: (Duration, Duration),
-    pub(crate) auto_idempotency_key: bool,
-    /// Which failures that may have been performed are retried.
-    pub(crate) policy: Policy,
-}
-
+/// A client shows as its configuration, the key redacted.
 impl fmt::Debug for Client {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let i = &self.inner;
-        f.debug_struct("Client")
-            .field("api_key", &"[REDACTED]")
-            .field("base_url", &i.base_url)
-            .field("proxy", &i.proxy.as_ref().map(|p| &p.0))
-            .field("trust", &i.trust)
-            .field("timeout", &i.timeout)
-            .field("connect_timeout", &i.connect_timeout)
-            .field("max_retries", &i.max_retries)
-            .field("retry_backoff", &i.backoff)
-            .field("auto_idempotency_key", &i.auto_idempotency_key)
-            .field("retry_in_doubt", &i.policy.in_doubt)
-            .field("retry_ambiguous", &i.policy.ambiguous)
-            .finish_non_exhaustive()
+        fmt::Debug::fmt(&self.config, f)
+    }
+}
+
+impl ClientBuilder {
+    /// Checks the configuration and builds the client.
+    ///
+    /// # Errors
+    ///
+    /// An [`ErrorKind::Config`](crate::ErrorKind::Config) error naming the problem when the API
+    /// key is missing or malformed (see [`check_api_key`](crate::check_api_key)), the base URL
+    /// does not parse, is not `https` (nor `http` to a loopback host), has credentials, a query
+    /// or no path (see [`base_url`](Self::base_url)), a timeout is zero or over 24 hours, the
+    /// proxy URL is invalid, or the trusted certificates cannot be loaded: a
+    /// `root_certificates_pem` bundle, or the file or directory named by `SSL_CERT_FILE` /
+    /// `SSL_CERT_DIR` (for an `https` base URL), that cannot be read or parsed or holds no
+    /// certificate. With [`defer_trust`](Self::defer_trust), that last check waits for the
+    /// first send.
+    pub fn build(self) -> Result<Client, Error> {
+        Ok(Client {
+            config: Arc::new(self.into_config()?),
+        })
     }
 }
 
@@ -188,17 +151,7 @@ impl PreparedSend {
     /// The headers of the first attempt, in order, with the key redacted. (ureq adds
     /// `Host` and `Content-Length`; retries carry `x-stainless-retry-count: N`.)
     pub fn headers(&self) -> Vec<(&'static str, String)> {
-        let mut h = vec![
-            ("authorization", "Bearer [REDACTED]".to_owned()),
-            ("content-type", "application/json".to_owned()),
-            ("accept", "application/json".to_owned()),
-            ("user-agent", USER_AGENT.to_owned()),
-            ("x-stainless-retry-count", "0".to_owned()),
-        ];
-        if let Some(k) = &self.idempotency_key {
-            h.push(("idempotency-key", k.clone()));
-        }
-        h
+        send::headers(Vec::with_capacity(6), 0, self.idempotency_key.as_deref())
     }
 }
 
@@ -212,47 +165,7 @@ impl fmt::Debug for PreparedSend {
     }
 }
 
-/// What a batch lets the send loop do around its attempts (a single send has none, and pays
-/// nothing for it): space them, and pass on a wait the server asked for, which holds every
-/// worker of the batch.
-pub(crate) trait Pace {
-    /// Waits until this attempt may start.
-    fn before_attempt(&self);
-    /// A `429` or `503` asked every client to wait `wait`.
-    fn server_wait(&self, wait: Duration);
-}
-
-/// One failed attempt, before the retry loop decides what to do with it.
-struct Failure {
-    error: Error,
-    class: Class,
-    /// The wait the server asked for, if it did, and which header asked.
-    server_wait: Option<(Duration, WaitSource)>,
-}
-
-/// Log records go to this target, whatever module they come from.
-const LOG_TARGET: &str = "telnyx_assistant_sms";
-
-/// A log record of the crate's target, with a `batch_index` field when the send is part of
-/// a batch.
-macro_rules! record {
-    ($level:expr, $index:expr, { $($k:ident = $v:expr),* }, $($arg:tt)+) => {
-        match $index {
-            Some(batch_index) => log::log!(
-                target: LOG_TARGET, $level, $($k = $v,)* batch_index = batch_index; $($arg)+
-            ),
-            None => log::log!(target: LOG_TARGET, $level, $($k = $v),*; $($arg)+),
-        }
-    };
-}
-
 impl Client {
-    pub(crate) fn from_inner(inner: Inner) -> Client {
-        Client {
-            inner: Arc::new(inner),
-        }
-    }
-
     /// A builder with every default; see [`ClientBuilder`].
     pub fn builder() -> ClientBuilder {
         ClientBuilder::new()
@@ -279,7 +192,7 @@ impl Client {
 
     /// The base URL in use, without a trailing slash.
     pub fn base_url(&self) -> &str {
-        &self.inner.base_url
+        self.config.base_url()
     }
 
     /// Sends one SMS through the assistant `assistant_id`, retrying by default only what
@@ -333,7 +246,7 @@ impl Client {
         let mut p = self.prepare_unkeyed(assistant_id, request)?;
         p.idempotency_key = match &request.idempotency_key {
             Some(k) => Some(k.clone()),
-            None if self.inner.auto_idempotency_key => Some(crate::keys::new_idempotency_key()),
+            None if self.config.auto_idempotency_key() => Some(crate::keys::new_idempotency_key()),
             None => None,
         };
         Ok(p)
@@ -352,7 +265,7 @@ impl Client {
         if !violations.is_empty() {
             return Err(Error::validation(violations));
         }
-        let prefix = &self.inner.endpoint_prefix;
+        let prefix = self.config.endpoint_prefix();
         let mut url = String::with_capacity(prefix.len() + assistant_id.len() * 3 + 9);
         url.push_str(prefix);
         push_segment(&mut url, assistant_id);
@@ -363,7 +276,7 @@ impl Client {
             .write_wire_body(&mut body)
             .map_err(|e| Error::config("the request could not be serialized").with_source(e))?;
         Ok(PreparedSend {
-            client_id: self.inner.id,
+            client_id: self.config.id(),
             assistant_id: assistant_id.to_owned(),
             url,
             body,
@@ -385,7 +298,7 @@ impl Client {
     /// [`Config`](crate::ErrorKind::Config) error, with nothing sent, when `prepared` was made
     /// by another client (one that is not this client or a clone of it).
     pub fn send_prepared(&self, prepared: &PreparedSend) -> Result<SendSmsResponse, Error> {
-        if prepared.client_id != self.inner.id {
+        if prepared.client_id != self.config.id() {
             return Err(Error::config(
                 "this PreparedSend was prepared by another client, and carries that client's \
                  url; prepare it again with the client that is to send it",
@@ -394,7 +307,7 @@ impl Client {
         self.send_paced(prepared, None)
     }
 
-    /// The send loop: attempts, retries and waits, for one send alone or one request of a
+    /// The send loop ([`send::send`]) for this client: one send alone, or one request of a
     /// batch (whose pacer spaces and pauses attempts across workers, and whose index goes
     /// into every log record).
     pub(crate) fn send_paced(
@@ -402,332 +315,14 @@ impl Client {
         prepared: &PreparedSend,
         batch: Option<(&dyn Pace, usize)>,
     ) -> Result<SendSmsResponse, Error> {
-        let key = prepared.idempotency_key.as_deref();
-        let index = batch.map(|b| b.1);
-        let started = Instant::now();
-        let mut any_maybe_sent = false;
-        let mut retry: u32 = 0;
-        loop {
-            if let Some((pacer, _)) = batch {
-                pacer.before_attempt();
-            }
-            // Only the debug record needs the attempt's own start.
-            let attempt_started =
-                log::log_enabled!(target: LOG_TARGET, log::Level::Debug).then(Instant::now);
-            let failure = match self.attempt(prepared, retry) {
-                Ok(mut res) => {
-                    log_attempt(
-                        prepared,
-                        index,
-                        retry,
-                        attempt_started,
-                        "ok",
-                        res.request_id.as_deref(),
-                    );
-                    res.attempts = retry + 1;
-                    res.elapsed = started.elapsed();
-                    return Ok(res);
-                }
-                Err(f) => f,
-            };
-            log_attempt(
-                prepared,
-                index,
-                retry,
-                attempt_started,
-                failure.error.what(),
-                failure.error.request_id(),
-            );
-            any_maybe_sent |= failure.error.may_have_been_sent();
-            let retryable = policy::may_retry(failure.class, self.inner.policy, key.is_some());
-            if let (Some((pacer, _)), Some((wait, _))) = (batch, failure.server_wait) {
-                // The server asked everyone to slow down, not just this worker.
-                if matches!(failure.error.status(), Some(429 | 503)) {
-                    pacer.server_wait(wait);
-                }
-            }
-            let (wait, source) = failure.server_wait.unwrap_or_else(|| {
-                let i = &self.inner;
-                let wait = retry::backoff(retry, i.backoff.0, i.backoff.1);
-                (wait, WaitSource::Backoff)
-            });
-            // The 60 s cap is for waits the server asks for; our own backoff is the caller's
-            // setting and is slept through whatever it is.
-            let too_long = source != WaitSource::Backoff && wait > retry::MAX_SERVER_WAIT;
-            if !retryable || retry >= self.inner.max_retries || too_long {
-                let error = failure
-                    .error
-                    .finish(retry + 1, key, any_maybe_sent, started.elapsed());
-                record!(
-                    log::Level::Warn,
-                    index,
-                    {
-                        assistant_id = prepared.assistant_id.as_str(),
-                        attempts = retry + 1,
-                        elapsed_ms = millis(error.elapsed()),
-                        may_have_been_sent = error.may_have_been_sent()
-                    },
-                    "{}giving up: {error}",
-                    Prefix(index)
-                );
-                return Err(error);
-            }
-            record!(
-                log::Level::Info,
-                index,
-                {
-                    assistant_id = prepared.assistant_id.as_str(),
-                    attempt = retry + 2,
-                    wait_ms = millis(wait),
-                    wait_source = source.as_str()
-                },
-                "{}retrying in {} ({}): {}",
-                Prefix(index),
-                human(wait),
-                source.describe(),
-                failure.error
-            );
-            std::thread::sleep(wait);
-            retry += 1;
-        }
-    }
-
-    fn attempt(&self, p: &PreparedSend, retry: u32) -> Result<SendSmsResponse, Failure> {
-        let mut req = self
-            .inner
-            .agent
-            .get()
-            .map_err(final_failure)?
-            .post(p.url.as_str())
-            .header(AUTHORIZATION, self.inner.authorization.clone())
-            .header(CONTENT_TYPE, JSON)
-            .header(ACCEPT, JSON)
-            .header(RETRY_COUNT, retry_count(retry));
-        if let Some(k) = &p.idempotency_key {
-            req = req.header(IDEMPOTENCY_KEY, k.as_str());
-        }
-        transport::start_attempt();
-        let mut resp = match req.send(&p.body[..]) {
-            Ok(r) => r,
-            Err(e) => return Err(self.transport_failure(e)),
+        let outgoing = Outgoing {
+            assistant_id: &prepared.assistant_id,
+            url: &prepared.url,
+            body: &prepared.body,
+            idempotency_key: prepared.idempotency_key.as_deref(),
         };
-        let status = resp.status();
-        let headers = resp.headers();
-        let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
-        let request_id = header("x-request-id").map(str::to_owned);
-        let code = status.as_u16();
-
-        if status.is_success() {
-            if matches!(code, 204 | 205) {
-                // No content by definition (and a 205 with no length would be read until the
-                // connection closes, the whole timeout long).
-                return Err(final_failure(
-                    Error::decode(
-                        format!("http {code}: the answer has no body, so no conversation id"),
-                        code,
-                    )
-                    .with_request_id(request_id),
-                ));
-            }
-            let body = match read_capped(resp.body_mut()) {
-                Ok((body, false)) => body,
-                Ok((_, true)) => {
-                    return Err(final_failure(
-                        Error::decode(format!("http {code}: the body is larger than 1 MiB"), code)
-                            .with_request_id(request_id),
-                    ));
-                }
-                Err(e) => {
-                    return Err(final_failure(
-                        Error::decode(format!("http {code}: the body was cut off"), code)
-                            .with_request_id(request_id)
-                            .with_source(e),
-                    ));
-                }
-            };
-            return match serde_json::from_slice::<SuccessBody>(&body) {
-                Ok(reply) => Ok(SendSmsResponse::from_body(reply, request_id)),
-                Err(e) => Err(final_failure(
-                    Error::decode(
-                        format!("http {code}: the body is not the expected json"),
-                        code,
-                    )
-                    .with_request_id(request_id)
-                    .with_body(into_text(body))
-                    .with_source(e),
-                )),
-            };
-        }
-
-        let should_retry = match header("x-should-retry") {
-            Some(v) if v.eq_ignore_ascii_case("true") => Some(true),
-            Some(v) if v.eq_ignore_ascii_case("false") => Some(false),
-            _ => None,
-        };
-        let server_wait = retry::server_wait(header("retry-after-ms"), header("retry-after"));
-        // The body of an error is informative only: keep what arrived, even if cut off.
-        let body = match read_capped(resp.body_mut()) {
-            Ok((b, _)) => Some(into_text(b)),
-            Err(_) => None,
-        };
-        let mut what = format!(
-            "http {code} {}",
-            status.canonical_reason().unwrap_or("").to_ascii_lowercase()
-        );
-        let what_len = what.trim_end().len();
-        what.truncate(what_len);
-        let parsed = body.as_deref().map(parse_error_body).unwrap_or_default();
-        if let Some(summary) = summarize(&parsed) {
-            what.push_str(": ");
-            what.push_str(&summary);
-        }
-        let class = policy::classify_status(code, server_wait.is_some(), should_retry);
-        let mut error = Error::api(code, body, parsed, what)
-            .with_request_id(request_id)
-            .with_retry_after(server_wait.map(|w| w.0));
-        error.set_may_have_been_sent(class.may_have_been_sent());
-        Err(Failure {
-            error,
-            class,
-            server_wait,
-        })
+        send::send(&self.config, &outgoing, batch)
     }
-
-    /// A failed `send`: classified by the phase it failed in (see `transport.rs`).
-    fn transport_failure(&self, e: ureq::Error) -> Failure {
-        let (e, opening) = transport::unmark(e);
-        let phase = match (&opening, transport::progress()) {
-            (Some(at), _) => Phase::Opening(at),
-            (None, transport::Progress::NotWritten) => Phase::BeforeWrite,
-            (None, transport::Progress::Writing) => Phase::Writing,
-            (None, transport::Progress::Reading) => Phase::AfterWrite,
-        };
-        let ends = Ends {
-            target: &self.inner.target,
-            proxy: self.inner.proxy.as_ref().map(|p| p.1.as_str()),
-        };
-        let v = retry::classify_transport(&e, phase, ends);
-        Failure {
-            error: Error::transport(v.what, v.class.may_have_been_sent()).with_source(e),
-            class: v.class,
-            server_wait: None,
-        }
-    }
-}
-
-/// `request 7: ` before a batch request's log messages.
-struct Prefix(Option<usize>);
-
-impl fmt::Display for Prefix {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.0 {
-            Some(i) => write!(f, "request {i}: "),
-            None => Ok(()),
-        }
-    }
-}
-
-/// The `debug` record of one attempt: never the key, the text, the numbers or metadata.
-fn log_attempt(
-    p: &PreparedSend,
-    index: Option<usize>,
-    retry: u32,
-    started: Option<Instant>,
-    outcome: &str,
-    request_id: Option<&str>,
-) {
-    if let Some(started) = started {
-        let took = started.elapsed();
-        let request_id = request_id.map(|id| Clean(id, 80).to_string());
-        record!(
-            log::Level::Debug,
-            index,
-            {
-                assistant_id = p.assistant_id.as_str(),
-                attempt = retry + 1,
-                idempotency_key = p.idempotency_key.as_deref().unwrap_or(""),
-                outcome = outcome,
-                duration_ms = millis(took),
-                request_id = request_id.as_deref().unwrap_or("")
-            },
-            "{}attempt {} to assistant {}: {outcome} in {} (request id {}, idempotency key {})",
-            Prefix(index),
-            retry + 1,
-            Clean(&p.assistant_id, 80),
-            human(took),
-            request_id.as_deref().unwrap_or("none"),
-            p.idempotency_key.as_deref().unwrap_or("none"),
-        );
-    }
-}
-
-fn millis(d: Duration) -> u64 {
-    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
-}
-
-fn final_failure(error: Error) -> Failure {
-    Failure {
-        class: Class::Final,
-        error,
-        server_wait: None,
-    }
-}
-
-fn retry_count(retry: u32) -> HeaderValue {
-    const SMALL: [HeaderValue; 4] = [
-        HeaderValue::from_static("0"),
-        HeaderValue::from_static("1"),
-        HeaderValue::from_static("2"),
-        HeaderValue::from_static("3"),
-    ];
-    match SMALL.get(retry as usize) {
-        Some(v) => v.clone(),
-        None => HeaderValue::from(retry),
-    }
-}
-
-/// The server's own words, for the one-line `Display`: its first error entry and first few
-/// violations, each already one line, and the whole cut at 400 characters.
-fn summarize(p: &crate::response::ParsedErrorBody) -> Option<String> {
-    use std::fmt::Write;
-    let mut out = String::new();
-    if let Some(first) = p.api_errors.first() {
-        let _ = write!(out, "{first}");
-        if p.api_error_count > 1 {
-            let _ = write!(out, "; and {} more", p.api_error_count - 1);
-        }
-    }
-    if !p.violations.is_empty() {
-        if !out.is_empty() {
-            out.push_str("; ");
-        }
-        let _ = crate::error::write_violations(&mut out, &p.violations, p.violation_count);
-    }
-    match (&p.message, out.is_empty()) {
-        (Some(m), true) => Some(Clean(m, 400).to_string()),
-        (_, true) => None,
-        (_, false) => Some(Clean(&out, 400).to_string()),
-    }
-}
-
-/// The body as text, without a copy when it is valid UTF-8 (as it nearly always is).
-fn into_text(body: Vec<u8>) -> String {
-    String::from_utf8(body).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
-}
-
-/// Reads at most [`MAX_BODY_BYTES`]; the flag says the body was longer (the rest is not read).
-fn read_capped(body: &mut ureq::Body) -> Result<(Vec<u8>, bool), ureq::Error> {
-    let mut buf = Vec::new();
-    body.as_reader()
-        .take(MAX_BODY_BYTES as u64 + 1)
-        .read_to_end(&mut buf)
-        .map_err(|e| match e.downcast::<ureq::Error>() {
-            Ok(inner) => inner,
-            Err(e) => ureq::Error::Io(e),
-        })?;
-    let over = buf.len() > MAX_BODY_BYTES;
-    buf.truncate(MAX_BODY_BYTES);
-    Ok((buf, over))
 }
 
 #[cfg(test)]

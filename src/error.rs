@@ -5,8 +5,9 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::response::ParsedErrorBody;
+use crate::api_error::{ApiErrorEntry, ParsedErrorBody};
 use crate::text::Clean;
+use crate::violation::{Violation, write_violations};
 
 /// What went wrong, in the categories a caller acts on. See [`Error::kind`].
 ///
@@ -42,156 +43,6 @@ impl fmt::Display for ErrorKind {
             ErrorKind::Transport => "transport error",
             ErrorKind::Decode => "decode error",
         })
-    }
-}
-
-/// One broken rule: the field it concerns and what is wrong with it.
-///
-/// Client-side violations (from [`SendSmsRequest::validate`](crate::SendSmsRequest::validate)
-/// or a send) and the entries of the server's 422 body `{"detail":[{"loc","msg","type"}]}`
-/// share this type, and name fields the same way: `["body", "conversation_metadata", "score"]`.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Violation {
-    pub(crate) path: Vec<String>,
-    pub(crate) message: String,
-    pub(crate) code: String,
-}
-
-impl Violation {
-    pub(crate) fn new(path: &[&str], message: impl Into<String>, code: impl Into<String>) -> Self {
-        Violation {
-            path: path.iter().map(|s| (*s).to_owned()).collect(),
-            message: message.into(),
-            code: code.into(),
-        }
-    }
-
-    /// A violation with nothing in it yet, for the parser of a server's 422 to fill.
-    pub(crate) fn empty() -> Self {
-        Violation {
-            path: Vec::new(),
-            message: String::new(),
-            code: String::new(),
-        }
-    }
-
-    /// Where the problem is, outermost first: `["body", "to"]`, `["path", "assistant_id"]`,
-    /// `["header", "Idempotency-Key"]`. Integer positions from the server appear as text.
-    pub fn path(&self) -> &[String] {
-        &self.path
-    }
-
-    /// The path joined with dots, for messages: `body.conversation_metadata.score`.
-    pub fn field(&self) -> String {
-        self.path.join(".")
-    }
-
-    /// What is wrong, in words: `field required`, `must not be blank`.
-    pub fn message(&self) -> &str {
-        &self.message
-    }
-
-    /// A machine-readable code: ours (`missing`, `blank`, `control_character`,
-    /// `dot_segment`, `invalid_idempotency_key`) or the server's 422 `type`
-    /// (`value_error.missing`).
-    pub fn code(&self) -> &str {
-        &self.code
-    }
-}
-
-/// One line, control characters escaped and each part cut (the field at 100 characters, the
-/// message at 200): a violation may come from a server. [`field`](Violation::field) and
-/// [`message`](Violation::message) give the full text.
-impl fmt::Display for Violation {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.path.is_empty() {
-            write!(f, "{}", Clean(&self.message, 200))
-        } else {
-            write!(
-                f,
-                "{}: {}",
-                Clean(&self.field(), 100),
-                Clean(&self.message, 200)
-            )
-        }
-    }
-}
-
-/// One entry of the Telnyx error envelope `{"errors":[{"code","title","detail","source":{"pointer"},"meta"}]}`.
-#[derive(Clone, Debug, PartialEq)]
-pub struct ApiErrorEntry {
-    pub(crate) code: Option<String>,
-    pub(crate) title: Option<String>,
-    pub(crate) detail: Option<String>,
-    pub(crate) pointer: Option<String>,
-    pub(crate) meta: Option<serde_json::Value>,
-}
-
-impl ApiErrorEntry {
-    /// An entry with nothing in it yet, for the error body's parser to fill.
-    pub(crate) fn empty() -> Self {
-        ApiErrorEntry {
-            code: None,
-            title: None,
-            detail: None,
-            pointer: None,
-            meta: None,
-        }
-    }
-
-    /// Telnyx's error code, such as `"10009"` (a numeric code is given as its digits).
-    pub fn code(&self) -> Option<&str> {
-        self.code.as_deref()
-    }
-    /// The short title, such as `"Authentication failed"`.
-    pub fn title(&self) -> Option<&str> {
-        self.title.as_deref()
-    }
-    /// The longer explanation.
-    pub fn detail(&self) -> Option<&str> {
-        self.detail.as_deref()
-    }
-    /// The JSON pointer of the offending field (`source.pointer`), such as `"/to"`.
-    pub fn pointer(&self) -> Option<&str> {
-        self.pointer.as_deref()
-    }
-    /// Anything else the server put in `meta` (often a documentation URL).
-    pub fn meta(&self) -> Option<&serde_json::Value> {
-        self.meta.as_ref()
-    }
-}
-
-/// One line: `title: detail (at pointer) (code c)`, control characters escaped and each part
-/// cut (title 150, detail 250, pointer and code 60 characters): the text comes from a server.
-/// The accessors give the full text.
-impl fmt::Display for ApiErrorEntry {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut wrote = false;
-        if let Some(t) = &self.title {
-            write!(f, "{}", Clean(t, 150))?;
-            wrote = true;
-        }
-        if let Some(d) = self
-            .detail
-            .as_ref()
-            .filter(|d| Some(*d) != self.title.as_ref())
-        {
-            if wrote {
-                f.write_str(": ")?;
-            }
-            write!(f, "{}", Clean(d, 250))?;
-            wrote = true;
-        }
-        if !wrote {
-            f.write_str("unspecified error")?;
-        }
-        if let Some(p) = &self.pointer {
-            write!(f, " (at {})", Clean(p, 60))?;
-        }
-        if let Some(c) = &self.code {
-            write!(f, " (code {})", Clean(c, 60))?;
-        }
-        Ok(())
     }
 }
 
@@ -533,28 +384,6 @@ impl fmt::Display for Error {
 /// The most of our own words (which may quote configuration: a proxy URL, a host name, a file
 /// name) in one `Display` line; a server's text in them is cut shorter still.
 const WHAT_MAX: usize = 600;
-
-/// At most this many violations are shown in one `Display` line.
-const SHOWN_VIOLATIONS: usize = 3;
-
-/// `a: x; b: y; c: z; and 4 more`
-pub(crate) fn write_violations(
-    f: &mut impl fmt::Write,
-    violations: &[Violation],
-    count: usize,
-) -> fmt::Result {
-    for (n, v) in violations.iter().take(SHOWN_VIOLATIONS).enumerate() {
-        if n > 0 {
-            f.write_str("; ")?;
-        }
-        write!(f, "{v}")?;
-    }
-    let shown = violations.len().min(SHOWN_VIOLATIONS);
-    if count > shown {
-        write!(f, "; and {} more", count - shown)?;
-    }
-    Ok(())
-}
 
 /// "1.5s", "3600s", "250ms".
 pub(crate) fn human(d: Duration) -> String {

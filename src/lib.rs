@@ -155,22 +155,30 @@
 #![deny(missing_docs)]
 #![warn(missing_debug_implementations)]
 
+mod agent;
+mod api_error;
 mod api_key;
 mod batch;
 mod builder;
+mod classify;
 mod client;
+mod config;
 mod error;
 mod glue;
 mod http_date;
 mod keys;
+#[cfg(feature = "rustls")]
+mod pem;
 mod policy;
 mod proxy;
 mod request;
 mod response;
-mod retry;
+mod send;
 mod text;
-mod tls;
+mod trust;
 mod url;
+mod violation;
+mod wait;
 
 use std::sync::OnceLock;
 
@@ -180,21 +188,25 @@ use std::sync::OnceLock;
 #[doc = include_str!("../README.md")]
 pub struct ReadmeDoctests;
 
+pub use api_error::ApiErrorEntry;
 pub use api_key::check_api_key;
 pub use batch::{
     BatchCheck, BatchOptions, BatchOutcome, BatchResult, BatchSummary, MAX_CONCURRENCY,
 };
 pub use builder::ClientBuilder;
-pub use client::{
-    API_KEY_ENV, BASE_URL_ENV, Client, DEFAULT_BASE_URL, MAX_ASSISTANT_ID_BYTES, MAX_BODY_BYTES,
-    PreparedSend,
-};
-pub use error::{ApiErrorEntry, Error, ErrorKind, Violation};
+pub use client::{Client, MAX_ASSISTANT_ID_BYTES, PreparedSend};
+pub use config::{API_KEY_ENV, BASE_URL_ENV, DEFAULT_BASE_URL};
+pub use error::{Error, ErrorKind};
 pub use request::{InvalidMetadataValue, MetadataValue, SendSmsRequest};
 pub use response::SendSmsResponse;
+pub use send::MAX_BODY_BYTES;
 /// The `serde_json` this crate's API uses ([`ApiErrorEntry::meta`], [`Error::body_json`],
 /// `MetadataValue`'s conversions), re-exported so you need not match its version by hand.
 pub use serde_json;
+pub use violation::Violation;
+
+// A client keeps an idle connection for every worker of the largest batch.
+const _: () = assert!(MAX_CONCURRENCY <= agent::POOL_SIZE);
 
 /// Sends one SMS with a process-wide client configured from the environment
 /// (`TELNYX_API_KEY`, and `TELNYX_BASE_URL` if set).
@@ -240,7 +252,7 @@ pub mod __bench {
     /// Parses an error body the way a failed send does: the Telnyx envelope and the 422
     /// `detail` shape.
     pub fn parse_error_body(body: &str) -> (Vec<ApiErrorEntry>, Vec<Violation>) {
-        let p = crate::response::parse_error_body(body);
+        let p = crate::api_error::parse_error_body(body);
         (p.api_errors, p.violations)
     }
 

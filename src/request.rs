@@ -6,7 +6,8 @@ use std::fmt;
 use serde::de::{self, Deserializer, Visitor};
 use serde::{Deserialize, Serialize, Serializer};
 
-use crate::error::{Error, Violation};
+use crate::error::Error;
+use crate::violation::Violation;
 
 /// The body of one Assistant SMS Chat call, plus the idempotency key that travels beside it.
 ///

@@ -23,9 +23,10 @@ pub(crate) use pacer::Pacer;
 use sha256::{Sha256, hex};
 
 use crate::client::{Client, PreparedSend, check_assistant_id};
-use crate::error::{Error, Violation};
+use crate::error::Error;
 use crate::request::{SendSmsRequest, idempotency_key_problem};
 use crate::response::SendSmsResponse;
+use crate::violation::Violation;
 
 /// The most worker threads a batch may use.
 pub const MAX_CONCURRENCY: usize = 64;
@@ -912,7 +913,7 @@ impl Client {
             // again by a re-run.
             return BatchOutcome::Failed(e);
         }
-        let result = self.send_paced(prepared, Some((pacer as &dyn crate::client::Pace, index)));
+        let result = self.send_paced(prepared, Some((pacer as &dyn crate::send::Pace, index)));
         if let Some(Err(e)) = journal.map(|j| j.finish(index, result.as_ref())) {
             {
                 // The start is on disk: a re-run treats this request as in doubt.

@@ -103,14 +103,14 @@ impl Pacer {
     }
 }
 
-impl crate::client::Pace for Pacer {
+impl crate::send::Pace for Pacer {
     fn before_attempt(&self) {
         Pacer::before_attempt(self);
     }
 
     /// All wait, or, for longer than a send waits, the batch stops sending.
     fn server_wait(&self, wait: Duration) {
-        if wait > crate::retry::MAX_SERVER_WAIT {
+        if wait > crate::wait::MAX_SERVER_WAIT {
             self.stop(wait);
         } else {
             self.pause_all(wait);

@@ -40,7 +40,7 @@
 //!   (`is_not_happening`, deref to `std::time::Duration`).
 //! - `resolver::{Resolver, DefaultResolver, ResolvedSocketAddrs}`: `Resolver::resolve` and
 //!   `Resolver::empty`; `ureq::config::Config` and `ureq::http::Uri` in its signature.
-//! - `ureq::Agent::with_parts(config, connector, resolver)` (called in `builder.rs`).
+//! - `ureq::Agent::with_parts(config, connector, resolver)` (called in `agent.rs`).
 //! - `ureq::Error::{Other, Timeout, Io, HostNotFound, ConnectProxyFailed}`, `ureq::Timeout`.
 //!
 //! # ureq behaviours relied on, and what pins each
@@ -77,7 +77,7 @@
 //!    every read: the connect deadline guards against it
 //!    (`phases::a_proxy_that_drips_its_answer_is_cut_off_by_the_timeouts`).
 //!
-//! Outside this module, `client.rs` (`read_capped`) relies on one more: a body read error
+//! Outside this module, `send.rs` (`read_capped`) relies on one more: a body read error
 //! keeps the `ureq::Error` inside the `io::Error`. `glue::a_body_read_error_keeps_ureqs_error_inside`.
 //!
 //! # Message text

@@ -428,7 +428,7 @@ fn a_connectors_error_reaches_the_caller_unchanged() {
     }
 }
 
-/// `client.rs` (`read_capped`): a body read that fails on ureq's side keeps the
+/// `send.rs` (`read_capped`): a body read that fails on ureq's side keeps the
 /// `ureq::Error` inside the `io::Error`, so a timeout is still told as one.
 #[test]
 fn a_body_read_error_keeps_ureqs_error_inside() {

@@ -1,17 +1,13 @@
-//! When a failed attempt may be sent again, how long to wait, and the idempotency keys that
-//! make a retry safe.
+//! What a failed attempt means, and our words for it: an error answer (its status, through
+//! `policy.rs`, and what the server said), or a transport failure (the phase it happened in
+//! and ureq's error), in; its class (may the SMS have been sent? could a retry help?) and one
+//! line a user can act on, out. TLS failures are worded here too. Whether a class is retried
+//! is `policy.rs`'s decision.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use ureq::http::StatusCode;
 
-use crate::http_date::parse_http_date;
-use crate::keys::random_u64;
-use crate::policy::Class;
-
-/// Longest server-requested wait that is slept through; a longer one ends the send at once.
-pub(crate) const MAX_SERVER_WAIT: Duration = Duration::from_secs(60);
-/// The default backoff: 0.5 s, doubling to at most 8 s, as the official SDKs wait.
-pub(crate) const BACKOFF_START: Duration = Duration::from_millis(500);
-pub(crate) const BACKOFF_MAX: Duration = Duration::from_secs(8);
+use crate::api_error::{ParsedErrorBody, summarize};
+use crate::policy::{self, Class};
 
 /// What one failed attempt tells: its class (whether it may have delivered the SMS, and so
 /// whether it may be retried) and what happened, in our own words (one line, safe to print).
@@ -19,6 +15,31 @@ pub(crate) const BACKOFF_MAX: Duration = Duration::from_secs(8);
 pub(crate) struct Verdict {
     pub(crate) class: Class,
     pub(crate) what: String,
+}
+
+/// Classifies an error answer (`has_wait`: it asked for a wait; `should_retry`: its
+/// `x-should-retry`) and words it: `http 422 unprocessable entity: body.to: field required`.
+pub(crate) fn classify_answer(
+    status: StatusCode,
+    has_wait: bool,
+    should_retry: Option<bool>,
+    parsed: &ParsedErrorBody,
+) -> Verdict {
+    let code = status.as_u16();
+    let mut what = format!(
+        "http {code} {}",
+        status.canonical_reason().unwrap_or("").to_ascii_lowercase()
+    );
+    let what_len = what.trim_end().len();
+    what.truncate(what_len);
+    if let Some(summary) = summarize(parsed) {
+        what.push_str(": ");
+        what.push_str(&summary);
+    }
+    Verdict {
+        class: policy::classify_status(code, has_wait, should_retry),
+        what,
+    }
 }
 
 /// When in an attempt a transport failure happened. This, not the error's type, decides
@@ -64,7 +85,7 @@ pub(crate) fn classify_transport(err: &ureq::Error, phase: Phase<'_>, ends: Ends
                 (Phase::Writing, ureq::Error::Timeout(_)) => {
                     "timed out while sending the request".to_owned()
                 }
-                (Phase::Writing, ureq::Error::Io(_)) if crate::tls::problem(err).is_none() => {
+                (Phase::Writing, ureq::Error::Io(_)) if tls_problem(err).is_none() => {
                     "the connection failed while the request was being sent".to_owned()
                 }
                 _ => after_write(err).to_owned(),
@@ -79,7 +100,7 @@ fn opening(err: &ureq::Error, at: &str, ends: Ends<'_>) -> Verdict {
         class: Class::NotSent,
         what,
     };
-    if let Some(tls) = crate::tls::problem(err) {
+    if let Some(tls) = tls_problem(err) {
         return Verdict {
             class: if tls.deterministic {
                 Class::Rejected
@@ -170,7 +191,7 @@ fn before_write(err: &ureq::Error, ends: Ends<'_>) -> Verdict {
 fn after_write(err: &ureq::Error) -> &'static str {
     use std::io::ErrorKind as K;
     use ureq::{Error as E, Timeout as T};
-    if crate::tls::problem(err).is_some() {
+    if tls_problem(err).is_some() {
         return "the tls connection failed after the request was sent";
     }
     match err {
@@ -194,142 +215,109 @@ fn after_write(err: &ureq::Error) -> &'static str {
     }
 }
 
-/// Where the wait before a retry came from.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum WaitSource {
-    /// Our exponential backoff.
-    Backoff,
-    /// The `Retry-After` header.
-    RetryAfter,
-    /// The `retry-after-ms` header.
-    RetryAfterMs,
+/// A TLS failure, read out of a ureq error.
+pub(crate) struct TlsProblem {
+    /// Our words for it: "the server's certificate has expired".
+    pub(crate) words: String,
+    /// Trying again cannot help: the certificate or the server's TLS configuration is the
+    /// problem, not the network.
+    pub(crate) deterministic: bool,
 }
 
-impl WaitSource {
-    /// For log records' `wait_source` field.
-    pub(crate) fn as_str(self) -> &'static str {
-        match self {
-            WaitSource::Backoff => "backoff",
-            WaitSource::RetryAfter => "retry-after",
-            WaitSource::RetryAfterMs => "retry-after-ms",
+/// What TLS went wrong in `err`, if it is a TLS failure: rustls reports its errors inside an
+/// `InvalidData` I/O error, or (building a connection) as ureq's own TLS variants.
+pub(crate) fn tls_problem(err: &ureq::Error) -> Option<TlsProblem> {
+    match err {
+        ureq::Error::Io(e) => {
+            let inner = e.get_ref()?;
+            #[cfg(feature = "rustls")]
+            if let Some(r) = inner.downcast_ref::<rustls::Error>() {
+                return Some(from_rustls(r));
+            }
+            let _ = inner;
+            None
         }
-    }
-
-    /// For log messages: "backoff", "asked by the server in Retry-After".
-    pub(crate) fn describe(self) -> &'static str {
-        match self {
-            WaitSource::Backoff => "backoff",
-            WaitSource::RetryAfter => "asked by the server in Retry-After",
-            WaitSource::RetryAfterMs => "asked by the server in retry-after-ms",
-        }
+        #[cfg(feature = "rustls")]
+        ureq::Error::Rustls(r) => Some(from_rustls(r)),
+        ureq::Error::Tls(what) => Some(TlsProblem {
+            words: crate::text::clean(what, 100).to_lowercase(),
+            deterministic: true,
+        }),
+        ureq::Error::TlsRequired => Some(TlsProblem {
+            words: "the connection could not be secured".to_owned(),
+            deterministic: true,
+        }),
+        _ => None,
     }
 }
 
-/// The wait the server asked for: `retry-after-ms`, then `Retry-After` (delta-seconds,
-/// fractional allowed, or an HTTP date). `None` when absent or unreadable.
-pub(crate) fn server_wait(
-    retry_after_ms: Option<&str>,
-    retry_after: Option<&str>,
-) -> Option<(Duration, WaitSource)> {
-    if let Some(ms) = retry_after_ms.and_then(|v| v.trim().parse::<f64>().ok()) {
-        if ms.is_finite() && ms >= 0.0 {
-            let wait = Duration::from_secs_f64((ms / 1000.0).min(1e9));
-            return Some((wait, WaitSource::RetryAfterMs));
-        }
-    }
-    let v = retry_after?.trim();
-    let wait = if let Ok(secs) = v.parse::<f64>() {
-        (secs.is_finite() && secs >= 0.0).then(|| Duration::from_secs_f64(secs.min(1e9)))?
-    } else {
-        let at = parse_http_date(v)?;
-        let now = SystemTime::now().duration_since(UNIX_EPOCH).ok()?.as_secs();
-        Duration::from_secs(at.saturating_sub(now))
+#[cfg(feature = "rustls")]
+fn from_rustls(e: &rustls::Error) -> TlsProblem {
+    use rustls::{CertificateError as C, Error as R};
+    let fixed = |words: &str| TlsProblem {
+        words: words.to_owned(),
+        deterministic: true,
     };
-    Some((wait, WaitSource::RetryAfter))
-}
-
-/// Exponential backoff for retry number `retry` (0-based): `start` doubling to at most `max`
-/// (0.5 s to 8 s by default), times a jitter factor in (0.75, 1].
-pub(crate) fn backoff(retry: u32, start: Duration, max: Duration) -> Duration {
-    let base = start
-        .saturating_mul(1u32.checked_shl(retry.min(16)).unwrap_or(u32::MAX))
-        .min(max);
-    let jitter = 1.0 - (random_u64() as f64 / u64::MAX as f64) * 0.25;
-    base.mul_f64(jitter)
+    match e {
+        R::InvalidCertificate(c) => match c {
+            C::UnknownIssuer => fixed(
+                "the server's certificate is not trusted (unknown issuer); if a proxy or a \
+                 local server uses its own certificate authority, trust it with SSL_CERT_FILE \
+                 or ClientBuilder::root_certificates_pem",
+            ),
+            C::NotValidForName | C::NotValidForNameContext { .. } => {
+                fixed("the server's certificate is not valid for this host name")
+            }
+            C::Expired | C::ExpiredContext { .. } => fixed("the server's certificate has expired"),
+            C::NotValidYet | C::NotValidYetContext { .. } => {
+                fixed("the server's certificate is not valid yet (is this machine's clock right?)")
+            }
+            C::Revoked => fixed("the server's certificate has been revoked"),
+            C::BadSignature
+            | C::UnsupportedSignatureAlgorithmContext { .. }
+            | C::UnsupportedSignatureAlgorithmForPublicKeyContext { .. } => {
+                fixed("the server's certificate has a bad or unsupported signature")
+            }
+            C::InvalidPurpose | C::InvalidPurposeContext { .. } => {
+                fixed("the server's certificate is not meant for a tls server")
+            }
+            c if crate::glue::is_ca_used_as_end_entity(c) => fixed(
+                "the server presents a CA certificate as its own, which rustls refuses (make the \
+                 server's certificate with basicConstraints CA:FALSE, signed by that CA, and \
+                 trust the CA)",
+            ),
+            other => fixed(&format!(
+                "the server's certificate is invalid ({})",
+                crate::text::clean(&format!("{other:?}"), 120)
+            )),
+        },
+        // The first bytes back were no TLS record at all: an HTTP answer ("HTTP/1.1 400") to
+        // the ClientHello, most likely. The port speaks another protocol, and asking again
+        // cannot change that.
+        R::InvalidMessage(
+            rustls::InvalidMessage::InvalidContentType
+            | rustls::InvalidMessage::UnknownProtocolVersion,
+        ) => fixed(
+            "the server did not answer in tls (is this a plain-http port? the base url is https)",
+        ),
+        R::NoCertificatesPresented => fixed("the server presented no certificate"),
+        R::AlertReceived(alert) => fixed(&format!(
+            "the server refused the handshake ({})",
+            crate::text::clean(&format!("{alert:?}"), 40).to_lowercase()
+        )),
+        R::PeerIncompatible(_) => {
+            fixed("the server and this client share no tls version or cipher suite")
+        }
+        _ => TlsProblem {
+            words: "the server's tls messages were not valid".to_owned(),
+            deterministic: false,
+        },
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn server_wait_prefers_ms_and_reads_dates() {
-        let wait = |ms, ra| server_wait(ms, ra).map(|w| w.0);
-        assert_eq!(
-            server_wait(Some("250"), Some("9")),
-            Some((Duration::from_millis(250), WaitSource::RetryAfterMs))
-        );
-        assert_eq!(
-            server_wait(None, Some("1.5")),
-            Some((Duration::from_millis(1500), WaitSource::RetryAfter))
-        );
-        assert_eq!(wait(None, Some("0")), Some(Duration::ZERO));
-        assert_eq!(wait(None, Some("-3")), None);
-        assert_eq!(wait(None, Some("soon")), None);
-        // A date in the past means "now".
-        assert_eq!(
-            wait(None, Some("Sun, 06 Nov 1994 08:49:37 GMT")),
-            Some(Duration::ZERO)
-        );
-        let in_an_hour = SystemTime::now() + Duration::from_secs(3600);
-        let wait = wait(None, Some(&format_http_date(in_an_hour))).unwrap();
-        assert!(wait > Duration::from_secs(3590) && wait <= Duration::from_secs(3600));
-    }
-
-    fn format_http_date(t: SystemTime) -> String {
-        // Inverse of parse_http_date, for the test only (civil from days).
-        let secs = t.duration_since(UNIX_EPOCH).unwrap().as_secs() as i64;
-        let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-        let z = days + 719_468;
-        let era = z.div_euclid(146_097);
-        let doe = z - era * 146_097;
-        let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-        let mp = (5 * doy + 2) / 153;
-        let d = doy - (153 * mp + 2) / 5 + 1;
-        let m = if mp < 10 { mp + 3 } else { mp - 9 };
-        let y = yoe + era * 400 + i64::from(m <= 2);
-        let months = [
-            "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-        ];
-        format!(
-            "Mon, {d:02} {} {y} {:02}:{:02}:{:02} GMT",
-            months[(m - 1) as usize],
-            rem / 3600,
-            rem / 60 % 60,
-            rem % 60
-        )
-    }
-
-    #[test]
-    fn backoff_doubles_with_jitter_and_caps() {
-        for (retry, max_ms) in [
-            (0, 500),
-            (1, 1000),
-            (2, 2000),
-            (3, 4000),
-            (4, 8000),
-            (9, 8000),
-        ] {
-            // In microseconds: whole milliseconds could round down onto the lower bound.
-            let d = backoff(retry, BACKOFF_START, BACKOFF_MAX).as_micros() as u64;
-            let max = max_ms * 1000;
-            assert!(d > max * 3 / 4 && d <= max, "retry {retry}: {d} µs");
-        }
-        assert!(backoff(u32::MAX, BACKOFF_START, BACKOFF_MAX) <= BACKOFF_MAX);
-        let short = backoff(3, Duration::from_millis(10), Duration::from_millis(50));
-        assert!(short <= Duration::from_millis(50) && short > Duration::from_millis(37));
-    }
 
     const ENDS: Ends<'static> = Ends {
         target: "api.telnyx.com:443",
