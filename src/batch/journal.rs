@@ -333,7 +333,7 @@ impl Journal {
     /// the journal has no record of.
     pub(crate) fn start(&self, index: usize, key: &str, body: &str) -> Result<(), Error> {
         if let Some(at) = self.recorded_elsewhere(index, key) {
-            return Err(Error::validation(vec![crate::error::Violation::new(
+            return Err(Error::validation(vec![crate::violation::Violation::new(
                 &["journal", &index.to_string()],
                 format!(
                     "is the request the journal recorded at position {at} (the same key): lines \
