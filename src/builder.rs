@@ -174,7 +174,9 @@ impl ClientBuilder {
     /// The wait before a retry when the server asks for none: `initial` before the first
     /// retry, doubling for each one after it up to `max`, each time shortened by a random
     /// 0 to 25 % (jitter, so that many clients do not retry in step). A wait the server asks
-    /// for (`retry-after-ms`, `Retry-After`) is used instead, whatever these are.
+    /// for (`retry-after-ms`, `Retry-After`) is used instead, whatever these are. These waits
+    /// are slept through whatever their length (the 60 s cap is for waits the server asks
+    /// for), so a long backoff makes a failing send take that long.
     ///
     /// Defaults to 0.5 s doubling to 8 s, as the official SDKs wait.
     pub fn retry_backoff(mut self, initial: Duration, max: Duration) -> Self {
