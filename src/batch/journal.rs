@@ -254,7 +254,7 @@ impl Journal {
             }
             None => {
                 // 128 bits from the operating system's generator.
-                journal.salt = crate::batch::sha256::hex(&crate::keys::random_bytes::<16>());
+                journal.salt = crate::keys::hex(&crate::keys::random_bytes::<16>());
                 let header = Header {
                     journal: FORMAT,
                     assistant_id: assistant_id.to_owned(),
@@ -326,22 +326,29 @@ impl Journal {
         }
     }
 
+    /// The refusal of a request at `index` that an earlier run started at another position
+    /// (the same key): lines were added or moved.
+    pub(crate) fn moved(&self, index: usize, key: &str) -> Option<Error> {
+        let at = self.recorded_elsewhere(index, key)?;
+        Some(Error::validation(vec![crate::violation::Violation::new(
+            &["journal", &index.to_string()],
+            format!(
+                "is the request the journal recorded at position {at} (the same key): lines \
+                 were added or moved since the journal's run; use the input it was made with, \
+                 or a new journal"
+            ),
+            "journal_mismatch",
+        )]))
+    }
+
     /// Records, durably, that request `index` is about to be sent under `key`.
     ///
     /// Refuses (a `Validation` error, nothing written) a key an earlier run started at
     /// another position: the position's own check cannot see a line that moved to a position
     /// the journal has no record of.
     pub(crate) fn start(&self, index: usize, key: &str, body: &str) -> Result<(), Error> {
-        if let Some(at) = self.recorded_elsewhere(index, key) {
-            return Err(Error::validation(vec![crate::violation::Violation::new(
-                &["journal", &index.to_string()],
-                format!(
-                    "is the request the journal recorded at position {at} (the same key): lines \
-                     were added or moved since the journal's run; use the input it was made \
-                     with, or a new journal"
-                ),
-                "journal_mismatch",
-            )]));
+        if let Some(e) = self.moved(index, key) {
+            return Err(e);
         }
         self.append(&Record::Start {
             index,

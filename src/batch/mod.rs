@@ -19,8 +19,9 @@ use std::time::{Duration, Instant};
 
 use journal::Journal;
 
+use crate::keys::hex;
 pub(crate) use pacer::Pacer;
-use sha256::{Sha256, hex};
+use sha256::Sha256;
 
 use crate::client::{Client, PreparedSend, check_assistant_id};
 use crate::error::Error;
@@ -582,16 +583,7 @@ impl<I: Iterator<Item = SendSmsRequest>> Feed<'_, I> {
             None => {}
         }
         let pin = hex(&body);
-        if let Some(at) = self.journal.and_then(|j| j.recorded_elsewhere(index, &key)) {
-            let e = Error::validation(vec![Violation::new(
-                &["journal", &index.to_string()],
-                format!(
-                    "is the request the journal recorded at position {at} (the same key): lines \
-                     were added or moved since the journal's run; use the input it was made \
-                     with, or a new journal"
-                ),
-                "journal_mismatch",
-            )]);
+        if let Some(e) = self.journal.and_then(|j| j.moved(index, &key)) {
             return settled(key, BatchOutcome::Failed(e), false);
         }
         if let Some(entry) = self.journal.and_then(|j| j.entry(index)) {

@@ -2,7 +2,6 @@
 //! server that ignores `Idempotency-Key`, requests in doubt, a torn tail, a changed input, two
 //! runs at once, salted keys, shards, the throttle budget and the stop flag.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -24,32 +23,7 @@ fn requests(n: usize) -> Vec<SendSmsRequest> {
     (0..n).map(request).collect()
 }
 
-/// A fresh journal path in a directory of its own (removed by the caller's `Dir`).
-struct Dir(PathBuf);
-
-impl Dir {
-    fn new(name: &str) -> Dir {
-        let d = std::env::temp_dir().join(format!(
-            "telnyx-journal-{name}-{}-{:?}",
-            std::process::id(),
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .as_nanos()
-        ));
-        std::fs::create_dir_all(&d).unwrap();
-        Dir(d)
-    }
-    fn journal(&self) -> PathBuf {
-        self.0.join("batch.journal")
-    }
-}
-
-impl Drop for Dir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
+use crate::support::TempDir as Dir;
 
 fn client(server: &ScriptServer) -> Client {
     crate::builder(&server.base_url())
@@ -77,7 +51,9 @@ fn a_rerun_reports_what_was_sent_from_the_journal_and_sends_nothing_again() {
     let model = Telnyx::new().ignore_keys();
     let server = ScriptServer::builder().handler(model.handler()).start();
     let dir = Dir::new("rerun");
-    let options = BatchOptions::new().concurrency(4).journal(dir.journal());
+    let options = BatchOptions::new()
+        .concurrency(4)
+        .journal(dir.path("batch.journal"));
     let (first, summary) = run(&client(&server), requests(20), &options);
     assert_eq!((summary.sent, summary.from_journal), (20, 0));
     assert_eq!(model.performed().len(), 20);
@@ -110,7 +86,9 @@ fn failed_and_not_sent_is_sent_again_in_doubt_is_not_unless_resent() {
     });
     let server = ScriptServer::builder().handler(model.handler()).start();
     let dir = Dir::new("doubt");
-    let options = BatchOptions::new().concurrency(1).journal(dir.journal());
+    let options = BatchOptions::new()
+        .concurrency(1)
+        .journal(dir.path("batch.journal"));
     let (r, s) = run(&client(&server), requests(3), &options);
     assert_eq!((s.sent, s.failed, s.in_doubt), (1, 2, 0));
     assert!(matches!(&r[1].outcome, BatchOutcome::Failed(e) if e.may_have_been_sent()));
@@ -157,7 +135,7 @@ fn a_resend_that_fails_before_sending_stays_in_doubt() {
     });
     let server = ScriptServer::builder().handler(model.handler()).start();
     let dir = Dir::new("stays");
-    let options = BatchOptions::new().journal(dir.journal());
+    let options = BatchOptions::new().journal(dir.path("batch.journal"));
     run(&client(&server), requests(1), &options);
     let closed = crate::builder(&format!("http://{}/v2", crate::support::closed_port()))
         .max_retries(0)
@@ -175,16 +153,16 @@ fn a_torn_last_record_is_dropped_and_damage_elsewhere_is_an_error() {
     let model = Telnyx::new().ignore_keys();
     let server = ScriptServer::builder().handler(model.handler()).start();
     let dir = Dir::new("torn");
-    let options = BatchOptions::new().journal(dir.journal());
+    let options = BatchOptions::new().journal(dir.path("batch.journal"));
     run(&client(&server), requests(3), &options);
     // A crash mid-write leaves half a record with no newline.
-    let mut text = std::fs::read(dir.journal()).unwrap();
+    let mut text = std::fs::read(dir.path("batch.journal")).unwrap();
     text.extend_from_slice(br#"{"event":"start","index":7,"ke"#);
-    std::fs::write(dir.journal(), &text).unwrap();
+    std::fs::write(dir.path("batch.journal"), &text).unwrap();
     let (_, s) = run(&client(&server), requests(3), &options);
     assert_eq!((s.sent, s.from_journal), (3, 3));
     assert_eq!(model.performed().len(), 3);
-    let after = std::fs::read_to_string(dir.journal()).unwrap();
+    let after = std::fs::read_to_string(dir.path("batch.journal")).unwrap();
     assert!(
         after.ends_with('\n') && !after.contains(r#""ke{"#),
         "{after}"
@@ -192,7 +170,7 @@ fn a_torn_last_record_is_dropped_and_damage_elsewhere_is_an_error() {
     // Damage in the middle is not a crash: refused, naming the line.
     let mut lines: Vec<&str> = after.lines().collect();
     lines[2] = "this is not json";
-    std::fs::write(dir.journal(), lines.join("\n") + "\n").unwrap();
+    std::fs::write(dir.path("batch.journal"), lines.join("\n") + "\n").unwrap();
     let err = client(&server)
         .send_batch(ASST, requests(3), &options, |_| {})
         .unwrap_err();
@@ -206,7 +184,7 @@ fn a_changed_input_is_found_before_sending_and_never_sent() {
     let model = Telnyx::new().ignore_keys();
     let server = ScriptServer::builder().handler(model.handler()).start();
     let dir = Dir::new("changed");
-    let options = BatchOptions::new().journal(dir.journal());
+    let options = BatchOptions::new().journal(dir.path("batch.journal"));
     run(&client(&server), requests(3), &options);
     let mut changed = requests(4);
     changed[1] = changed[1].clone().text("another text");
@@ -251,13 +229,14 @@ fn two_runs_on_one_journal_are_refused_naming_the_process() {
     let model = Telnyx::new().delay(Duration::from_millis(300));
     let server = ScriptServer::builder().handler(model.handler()).start();
     let dir = Dir::new("lock");
-    let options = BatchOptions::new().journal(dir.journal());
+    let options = BatchOptions::new().journal(dir.path("batch.journal"));
     let c = client(&server);
     std::thread::scope(|s| {
         let first = s.spawn(|| run(&c, requests(2), &options));
         // Wait until the first run holds the journal (its run record is written).
         assert!(crate::support::wait_until(Duration::from_secs(5), || {
-            std::fs::read_to_string(dir.journal()).is_ok_and(|t| t.contains(r#""event":"start""#))
+            std::fs::read_to_string(dir.path("batch.journal"))
+                .is_ok_and(|t| t.contains(r#""event":"start""#))
         }));
         let err = c
             .send_batch(ASST, requests(2), &options, |_| {})
@@ -283,12 +262,12 @@ fn keys_are_salted_per_journal() {
     let (ra, _) = run(
         &client(&server),
         requests(1),
-        &plain.clone().journal(a.journal()),
+        &plain.clone().journal(a.path("batch.journal")),
     );
     let (rb, _) = run(
         &client(&server),
         requests(1),
-        &plain.clone().journal(b.journal()),
+        &plain.clone().journal(b.path("batch.journal")),
     );
     let (ka, kb) = (&ra[0].idempotency_key, &rb[0].idempotency_key);
     assert!(ka.starts_with("job-") && kb.starts_with("job-"));
@@ -297,7 +276,7 @@ fn keys_are_salted_per_journal() {
     // Two jobs never share a key, so the second is performed, not replayed.
     assert_eq!(model.performed().len(), 2);
     // The key a dry run computes is the one the journal's batch uses.
-    let with_journal = plain.clone().journal(a.journal());
+    let with_journal = plain.clone().journal(a.path("batch.journal"));
     assert_eq!(
         &with_journal.idempotency_key_for(ASST, &request(0)).unwrap(),
         ka
@@ -313,7 +292,7 @@ fn shards_split_the_input_with_nothing_sent_twice_or_left_out() {
     for (k, dir) in dirs.iter().enumerate() {
         let options = BatchOptions::new()
             .shard(k as u32, 3)
-            .journal(dir.journal());
+            .journal(dir.path("batch.journal"));
         let (r, s) = run(&client(&server), requests(30), &options);
         assert!(s.total > 0 && s.total < 30, "shard {k}: {}", s.total);
         seen.extend(r.iter().map(|r| r.index));
@@ -332,7 +311,9 @@ fn shards_split_the_input_with_nothing_sent_twice_or_left_out() {
     let (r, _) = run(
         &client(&server),
         reqs,
-        &BatchOptions::new().shard(1, 3).journal(dir.journal()),
+        &BatchOptions::new()
+            .shard(1, 3)
+            .journal(dir.path("batch.journal")),
     );
     assert_eq!(r.len(), 1);
     assert!(
@@ -389,7 +370,7 @@ fn the_stop_flag_lets_sends_in_flight_finish_and_starts_no_more() {
     let flag = Arc::new(AtomicBool::new(false));
     let options = BatchOptions::new()
         .concurrency(2)
-        .journal(dir.journal())
+        .journal(dir.path("batch.journal"))
         .stop_flag(flag.clone());
     let mut results = Vec::new();
     let summary = client(&server)
@@ -406,7 +387,7 @@ fn the_stop_flag_lets_sends_in_flight_finish_and_starts_no_more() {
     let (r, s) = run(
         &client(&server),
         requests(50),
-        &BatchOptions::new().journal(dir.journal()),
+        &BatchOptions::new().journal(dir.path("batch.journal")),
     );
     assert_eq!((s.sent, s.from_journal, s.in_doubt), (50, summary.total, 0));
     assert_eq!(r.len(), 50);
@@ -423,7 +404,7 @@ fn a_single_send_under_a_journal_runs_once_per_key_whatever_the_server_does() {
     });
     let server = ScriptServer::builder().handler(model.handler()).start();
     let dir = Dir::new("single");
-    let options = BatchOptions::new().journal(dir.journal());
+    let options = BatchOptions::new().journal(dir.path("batch.journal"));
     let req = |key: &str| request(1).idempotency_key(key);
     let c = client(&server);
     let first = c.send_journaled(ASST, &req("cron-1"), &options).unwrap();

@@ -294,7 +294,7 @@ fn killed_again_and_again_against_a_server_that_ignores_keys_nothing_is_sent_twi
         .handler(model.handler())
         .counting()
         .start();
-    let dir = tempdir("ignore");
+    let dir = crate::support::TempDir::new("kill-ignore");
     let (name, n) = ("ignore", 400);
     let (journal, mut figures) = episode(name, &model, &server, &dir.0, n, KILLS, &mut rng);
     let results = final_run(&server, &journal, name, n, false);
@@ -334,7 +334,7 @@ fn killed_again_and_again_against_a_server_that_honours_keys_then_resent_each_on
         .handler(model.handler())
         .counting()
         .start();
-    let dir = tempdir("honour");
+    let dir = crate::support::TempDir::new("kill-honour");
     let (name, n) = ("honour", 400);
     let (journal, mut figures) = episode(name, &model, &server, &dir.0, n, KILLS, &mut rng);
     // Between the kills, the default runs sent nothing twice either.
@@ -368,7 +368,7 @@ fn a_second_process_on_the_same_journal_is_refused_and_a_killed_one_lets_go() {
         .handler(model.handler())
         .counting()
         .start();
-    let dir = tempdir("lock");
+    let dir = crate::support::TempDir::new("kill-lock");
     let (name, n) = ("lock", 400);
     let journal = dir.0.join("lock.journal");
     let base = server.base_url();
@@ -412,25 +412,4 @@ fn a_second_process_on_the_same_journal_is_refused_and_a_killed_one_lets_go() {
             <= 1
     );
     assert!(model.duplicate_bodies().is_empty());
-}
-
-struct TempDir(PathBuf);
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-fn tempdir(name: &str) -> TempDir {
-    let d = std::env::temp_dir().join(format!(
-        "telnyx-kill-{name}-{}-{}",
-        std::process::id(),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos()
-    ));
-    std::fs::create_dir_all(&d).unwrap();
-    TempDir(d)
 }

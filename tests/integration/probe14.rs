@@ -34,31 +34,7 @@ fn line_of(body: &[u8]) -> usize {
         .unwrap()
 }
 
-struct Dir(PathBuf);
-
-impl Dir {
-    fn new(name: &str) -> Dir {
-        let d = std::env::temp_dir().join(format!(
-            "telnyx-probe14-{name}-{}-{}",
-            std::process::id(),
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .as_nanos()
-        ));
-        std::fs::create_dir_all(&d).unwrap();
-        Dir(d)
-    }
-    fn path(&self, name: &str) -> PathBuf {
-        self.0.join(name)
-    }
-}
-
-impl Drop for Dir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
+use crate::support::TempDir as Dir;
 
 fn client(server: &ScriptServer) -> Client {
     crate::builder(&server.base_url())
@@ -703,7 +679,7 @@ fn with_shards_a_changed_line_is_refused_as_without() {
     let model = Telnyx::new().ignore_keys();
     let server = ScriptServer::builder().handler(model.handler()).start();
     let dirs: Vec<Dir> = (0..3)
-        .map(|k| Dir::new(&format!("shard-change-{k}")))
+        .map(|k| Dir::new(&format!("probe14-shard-change-{k}")))
         .collect();
     let options = |k: usize| {
         BatchOptions::new()

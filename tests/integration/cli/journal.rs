@@ -12,27 +12,7 @@ use crate::cli::{Run, command, finish, run_with, send_args};
 use crate::support::telnyx::{Fault, Telnyx};
 use crate::support::{ScriptServer, wait_until};
 
-/// A directory of its own for one test's input and journals, removed at the end.
-struct Dir(PathBuf);
-
-impl Dir {
-    fn new(name: &str) -> Dir {
-        let d =
-            std::env::temp_dir().join(format!("telnyx-cli-journal-{}-{name}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&d);
-        std::fs::create_dir_all(&d).unwrap();
-        Dir(d)
-    }
-    fn file(&self, name: &str) -> String {
-        self.0.join(name).to_str().unwrap().to_owned()
-    }
-}
-
-impl Drop for Dir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
+use crate::support::TempDir as Dir;
 
 fn input(n: usize) -> String {
     (0..n)
