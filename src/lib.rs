@@ -77,7 +77,7 @@
 //! | field | rule | code |
 //! |---|---|---|
 //! | `path.assistant_id` | not blank; at most 256 bytes; not `.` or `..` | `blank`, `too_long`, `dot_segment` |
-//! | `body.from`, `body.to` | present, not blank, no control characters | `missing`, `blank`, `control_character` |
+//! | `body.from`, `body.to` | present (left out of the JSON a request was read from: `missing`), not empty or blank, no control characters | `missing`, `blank`, `control_character` |
 //! | `body.text` | when set, not blank | `blank` |
 //! | `body.conversation_metadata.KEY` | key not empty; values only string, integer or boolean ([`MetadataValue`]) | `blank` |
 //! | `header.Idempotency-Key` | when set, 1–255 characters of `A-Z a-z 0-9 _ - :` | `invalid_idempotency_key` |
@@ -129,7 +129,9 @@
 //! smooth rate limit and a pause shared by all workers when the server asks for one. With a
 //! [journal](BatchOptions::journal), a durable record of what was started and how it ended,
 //! running the same batch again after a crash sends nothing that was sent or may have been,
-//! whatever the server does with keys. See [`BatchOptions`].
+//! whatever the server does with keys. See [`BatchOptions`]. [`Client::plan_batch`] checks a
+//! whole input first, without sending: what a run would do with each request (send it,
+//! report it as a duplicate of which, refuse it and why).
 //!
 //! # Diagnostics
 //!
