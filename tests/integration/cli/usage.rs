@@ -354,12 +354,12 @@ fn bad_api_key_files_name_the_file_and_the_fix_without_quoting_it() {
     // `run_with` checks that no output contains the key's text ("secret0123").
     // Trimmed, the key must pass the library's check_api_key, whose words these are.
     let cases: &[(&str, &[u8], &str)] = &[
+        ("empty", b"", "invalid configuration: the api key is empty"),
         (
-            "empty",
-            b"",
+            "blank",
+            b" \n",
             "invalid configuration: the api key is empty",
         ),
-        ("blank", b" \n", "invalid configuration: the api key is empty"),
         (
             "bearer",
             b"Bearer KEYsecret0123\n",
