@@ -10,7 +10,7 @@ use crate::config::{API_KEY_ENV, BASE_URL_ENV, Config, DEFAULT_BASE_URL, ProxyNa
 use crate::error::Error;
 use crate::proxy::{ProxyChoice, resolve_proxy};
 use crate::trust::{TrustChoice, TrustPlan, plan_trust};
-use crate::url::{check_base_url, redact_userinfo};
+use crate::url::{parse_base_url, redact_userinfo};
 
 /// The longest `timeout` and `connect_timeout` accepted: far beyond any use, and far below
 /// what would overflow a deadline (`Instant + Duration::MAX` panics).
@@ -342,7 +342,7 @@ impl ClientBuilder {
             Origin::Env => BASE_URL_ENV,
             _ => "base url",
         };
-        let (base_url, uri) = check_base_url(&self.base_url, url_name)?;
+        let (base_url, uri) = parse_base_url(&self.base_url, url_name)?;
         let settings = self.settings;
         if settings.timeout.is_zero() {
             return Err(Error::config("the timeout must be greater than zero"));

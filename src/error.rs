@@ -62,7 +62,7 @@ impl fmt::Display for ErrorKind {
 /// let err = client.send_sms("assistant-1", &SendSmsRequest::new("", "+15550002222")).unwrap_err();
 /// assert_eq!(err.kind(), ErrorKind::Validation);
 /// assert_eq!(err.violations()[0].path(), ["body", "from"]);
-/// assert_eq!(err.to_string(), "invalid request, nothing was sent: body.from: field required");
+/// assert_eq!(err.to_string(), "invalid request, nothing was sent: body.from: must not be empty");
 /// # Ok::<(), telnyx_assistant_sms::Error>(())
 /// ```
 #[derive(Clone)]

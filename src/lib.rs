@@ -65,8 +65,9 @@
 //! clear text to another machine, and it must carry the version path (`/v2`) unless its host
 //! is loopback (see [`base_url`](ClientBuilder::base_url)). The API key must pass
 //! [`check_api_key`] (not empty, no `Bearer ` prefix, no `=` as in a `.env` line, no
-//! whitespace), which a program that reads keys from its own source can call itself. Response
-//! bodies are read up to 1 MiB ([`MAX_BODY_BYTES`]); redirects are not followed.
+//! whitespace), which a program that reads keys from its own source can call itself, as it
+//! can [`check_base_url`]. Response bodies are read up to 1 MiB ([`MAX_BODY_BYTES`]);
+//! redirects are not followed.
 //!
 //! # Validation
 //!
@@ -76,7 +77,7 @@
 //! | field | rule | code |
 //! |---|---|---|
 //! | `path.assistant_id` | not blank; at most 256 bytes; not `.` or `..` | `blank`, `too_long`, `dot_segment` |
-//! | `body.from`, `body.to` | present, not blank, no control characters | `missing`, `blank`, `control_character` |
+//! | `body.from`, `body.to` | present (left out of the JSON a request was read from: `missing`), not empty or blank, no control characters | `missing`, `blank`, `control_character` |
 //! | `body.text` | when set, not blank | `blank` |
 //! | `body.conversation_metadata.KEY` | key not empty; values only string, integer or boolean ([`MetadataValue`]) | `blank` |
 //! | `header.Idempotency-Key` | when set, 1–255 characters of `A-Z a-z 0-9 _ - :` | `invalid_idempotency_key` |
@@ -89,7 +90,7 @@
 //! [`Error::violations`], [`Error::request_id`]), [`Transport`](ErrorKind::Transport) (no
 //! usable answer) and [`Decode`](ErrorKind::Decode) (a 2xx whose body could not be read: the
 //! SMS is on its way). `Display` is one line; a server's text in it is escaped and cut, so the
-//! line stays under 1,000 characters.
+//! line stays under 1,000 characters. [`Printable`] does that, for your own output too.
 //!
 //! [`Error::may_have_been_sent`] is `false` only when it is proven: every attempt either
 //! never reached the server (no connection, or a failure before a byte of the request was
@@ -128,7 +129,9 @@
 //! smooth rate limit and a pause shared by all workers when the server asks for one. With a
 //! [journal](BatchOptions::journal), a durable record of what was started and how it ended,
 //! running the same batch again after a crash sends nothing that was sent or may have been,
-//! whatever the server does with keys. See [`BatchOptions`].
+//! whatever the server does with keys. See [`BatchOptions`]. [`Client::plan_batch`] checks a
+//! whole input first, without sending: what a run would do with each request (send it,
+//! report it as a duplicate of which, refuse it and why).
 //!
 //! # Diagnostics
 //!
@@ -191,7 +194,7 @@ pub struct ReadmeDoctests;
 pub use api_error::ApiErrorEntry;
 pub use api_key::check_api_key;
 pub use batch::{
-    BatchCheck, BatchOptions, BatchOutcome, BatchResult, BatchSummary, MAX_CONCURRENCY,
+    BatchCheck, BatchOptions, BatchOutcome, BatchPlan, BatchResult, BatchSummary, MAX_CONCURRENCY,
 };
 pub use builder::ClientBuilder;
 pub use client::{Client, MAX_ASSISTANT_ID_BYTES, PreparedSend};
@@ -203,6 +206,8 @@ pub use send::MAX_BODY_BYTES;
 /// The `serde_json` this crate's API uses ([`ApiErrorEntry::meta`], [`Error::body_json`],
 /// `MetadataValue`'s conversions), re-exported so you need not match its version by hand.
 pub use serde_json;
+pub use text::Printable;
+pub use url::check_base_url;
 pub use violation::Violation;
 
 // A client keeps an idle connection for every worker of the largest batch.

@@ -36,39 +36,113 @@ use crate::violation::Violation;
 /// assert_eq!(loaded.conversation_metadata["n"], 3.into());
 /// # Ok::<(), telnyx_assistant_sms::Error>(())
 /// ```
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Clone, PartialEq, Eq, Serialize)]
 #[non_exhaustive]
 pub struct SendSmsRequest {
     /// The sender: one of your Telnyx numbers. Required.
-    // `default` so that a JSON file may leave it out and have a flag (or code) fill it in;
-    // validation then reports it as missing if nobody did.
-    #[serde(default)]
+    ///
+    /// JSON may leave it out and have a flag (or code) fill it in; if nobody does, validation
+    /// reports it `missing` ("field required"), where an empty string given is `blank` ("must
+    /// not be empty").
     pub from: String,
-    /// The recipient's number. Required.
-    #[serde(default)]
+    /// The recipient's number. Required (left out of JSON, it is `missing`, as `from` is).
     pub to: String,
     /// The text to send; `None` lets the assistant greet or generate it. A JSON `null` reads
     /// as `None`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub text: Option<String>,
     /// Conversation metadata; omitted from the body when empty. In JSON read by serde, a key
     /// given twice is an error naming it (as a field given twice is), never a silent "last
     /// one wins".
-    #[serde(
-        default,
-        skip_serializing_if = "BTreeMap::is_empty",
-        deserialize_with = "unique_keys"
-    )]
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub conversation_metadata: BTreeMap<String, MetadataValue>,
     /// Whether the server creates a new conversation first; omitted when `None`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub should_create_conversation: Option<bool>,
     /// Sent as the `Idempotency-Key` header, never in the HTTP body. In this type's own JSON
     /// form (serde) it is the field `"idempotency_key"`, omitted when `None`, so a request
     /// kept as JSON keeps its key.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub idempotency_key: Option<String>,
+    /// Which of `from` and `to` the JSON it was read from left out.
+    #[serde(skip)]
+    left_out: LeftOut,
+}
+
+/// Which of `from` and `to` the JSON a request was read from left out, so that validation
+/// can tell a field nobody gave (`missing`) from one given empty (`blank`). Not part of the
+/// request's value: every two compare equal, and neither `Debug` nor JSON shows it.
+#[derive(Clone, Copy, Default)]
+struct LeftOut {
+    from: bool,
+    to: bool,
+}
+
+impl PartialEq for LeftOut {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl Eq for LeftOut {}
+
+impl fmt::Debug for SendSmsRequest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SendSmsRequest")
+            .field("from", &self.from)
+            .field("to", &self.to)
+            .field("text", &self.text)
+            .field("conversation_metadata", &self.conversation_metadata)
+            .field(
+                "should_create_conversation",
+                &self.should_create_conversation,
+            )
+            .field("idempotency_key", &self.idempotency_key)
+            .finish()
+    }
+}
+
+/// [`SendSmsRequest`] as JSON holds it: `from` and `to` may be left out (and are then
+/// `None`); unknown fields are refused. Named as the request, so serde's messages are the
+/// same.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename = "SendSmsRequest")]
+struct RequestJson {
+    #[serde(default, deserialize_with = "given")]
+    from: Option<String>,
+    #[serde(default, deserialize_with = "given")]
+    to: Option<String>,
+    #[serde(default)]
+    text: Option<String>,
+    #[serde(default, deserialize_with = "unique_keys")]
+    conversation_metadata: BTreeMap<String, MetadataValue>,
+    #[serde(default)]
+    should_create_conversation: Option<bool>,
+    #[serde(default)]
+    idempotency_key: Option<String>,
+}
+
+/// A field that is there: a string (`null` is refused, as for any string field).
+fn given<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    String::deserialize(d).map(Some)
+}
+
+impl<'de> Deserialize<'de> for SendSmsRequest {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let j = RequestJson::deserialize(d)?;
+        Ok(SendSmsRequest {
+            left_out: LeftOut {
+                from: j.from.is_none(),
+                to: j.to.is_none(),
+            },
+            from: j.from.unwrap_or_default(),
+            to: j.to.unwrap_or_default(),
+            text: j.text,
+            conversation_metadata: j.conversation_metadata,
+            should_create_conversation: j.should_create_conversation,
+            idempotency_key: j.idempotency_key,
+        })
+    }
 }
 
 /// `conversation_metadata` from JSON, refusing a key that appears twice: serde's own map
@@ -126,6 +200,7 @@ impl SendSmsRequest {
             conversation_metadata: BTreeMap::new(),
             should_create_conversation: None,
             idempotency_key: None,
+            left_out: LeftOut::default(),
         }
     }
 
@@ -133,6 +208,7 @@ impl SendSmsRequest {
     #[must_use]
     pub fn from(mut self, from: impl Into<String>) -> Self {
         self.from = from.into();
+        self.left_out.from = false;
         self
     }
 
@@ -140,6 +216,7 @@ impl SendSmsRequest {
     #[must_use]
     pub fn to(mut self, to: impl Into<String>) -> Self {
         self.to = to.into();
+        self.left_out.to = false;
         self
     }
 
@@ -233,7 +310,8 @@ impl SendSmsRequest {
 
     /// Checks every rule the client enforces before sending, and reports all violations at once.
     ///
-    /// The rules: `from` and `to` present, not blank and free of control characters; `text`,
+    /// The rules: `from` and `to` present (not left out of the JSON the request was read from:
+    /// `missing`), not empty or blank (`blank`) and free of control characters; `text`,
     /// when set, not blank; metadata keys not empty (values are typed, so they are always a
     /// string, an integer or a boolean); the idempotency key, when set, 1 to 255 characters of
     /// `A-Z a-z 0-9 _ - :`. [`Client::send_sms`](crate::Client::send_sms) runs the same check (and
@@ -271,8 +349,8 @@ impl SendSmsRequest {
     }
 
     pub(crate) fn collect_violations(&self, out: &mut Vec<Violation>) {
-        check_number("from", &self.from, out);
-        check_number("to", &self.to, out);
+        check_number("from", &self.from, self.left_out.from, out);
+        check_number("to", &self.to, self.left_out.to, out);
         if let Some(text) = &self.text {
             if text.trim().is_empty() {
                 out.push(Violation::new(
@@ -303,12 +381,19 @@ impl SendSmsRequest {
     }
 }
 
-fn check_number(field: &str, value: &str, out: &mut Vec<Violation>) {
-    if value.is_empty() {
+/// `left_out`: the JSON the request was read from had no such field.
+fn check_number(field: &str, value: &str, left_out: bool, out: &mut Vec<Violation>) {
+    if value.is_empty() && left_out {
         out.push(Violation::new(
             &["body", field],
             "field required",
             "missing",
+        ));
+    } else if value.is_empty() {
+        out.push(Violation::new(
+            &["body", field],
+            "must not be empty",
+            "blank",
         ));
     } else if value.trim().is_empty() {
         out.push(Violation::new(

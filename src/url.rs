@@ -26,12 +26,36 @@ pub(crate) fn authority(uri: &Uri) -> String {
     format!("{host}:{port}")
 }
 
-/// Checks a base URL; returns it without trailing slashes, and parsed. `name` is what the
-/// messages call it (`base url`, or the environment variable it came from).
+/// Checks a base URL the way [`ClientBuilder::build`](crate::ClientBuilder::build) does,
+/// without building anything: for a program that takes the URL from its own source (a flag, a
+/// file) and wants to report a bad one there, naming that source.
 ///
-/// The rules: absolute; `https`, or `http` to a loopback host; no credentials, query or
-/// fragment; and a path (`/v2`) unless the host is loopback.
-pub(crate) fn check_base_url(raw: &str, name: &str) -> Result<(String, Uri), Error> {
+/// The rules: absolute; `https` (with the `rustls` feature), or `http` to a loopback host
+/// (`localhost`, `127.0.0.0/8`, `::1`); no credentials, query or fragment; and a version path
+/// (`/v2`) unless the host is loopback. Surrounding whitespace and trailing slashes are
+/// ignored.
+///
+/// ```
+/// use telnyx_assistant_sms::{ErrorKind, check_base_url};
+///
+/// assert!(check_base_url("https://api.telnyx.com/v2").is_ok());
+/// assert!(check_base_url("http://127.0.0.1:8080").is_ok());
+/// let err = check_base_url("http://api.example.com/v2").unwrap_err();
+/// assert_eq!(err.kind(), ErrorKind::Config);
+/// assert!(err.to_string().contains("the base url uses plain http"));
+/// ```
+///
+/// # Errors
+///
+/// A [`Config`](crate::ErrorKind::Config) error saying what is wrong with the URL.
+pub fn check_base_url(url: &str) -> Result<(), Error> {
+    parse_base_url(url, "base url").map(drop)
+}
+
+/// Checks a base URL (see [`check_base_url`]); returns it without trailing slashes, and
+/// parsed. `name` is what the messages call it (`base url`, or the environment variable it
+/// came from).
+pub(crate) fn parse_base_url(raw: &str, name: &str) -> Result<(String, Uri), Error> {
     let bad = |why: &str| Error::config(format!("the {name} {why}"));
     let trimmed = raw.trim().trim_end_matches('/');
     let uri: Uri = trimmed

@@ -481,6 +481,9 @@ enum Plan {
     Skip,
     /// Settled without sending: invalid, a duplicate, changed, or recorded by the journal.
     Settled(BatchResult),
+    /// Refused (a `Failed` result): the key of the earlier request at this index, with
+    /// another body.
+    Conflict(BatchResult, usize),
     /// To send, under its key; `pin` is the body digest the journal records.
     Send(PreparedSend, String),
 }
@@ -578,7 +581,15 @@ impl<I: Iterator<Item = SendSmsRequest>> Feed<'_, I> {
                     ),
                     "duplicate_key",
                 )]);
-                return settled(key, BatchOutcome::Failed(e), false);
+                return Plan::Conflict(
+                    BatchResult {
+                        index,
+                        idempotency_key: key,
+                        outcome: BatchOutcome::Failed(e),
+                        from_journal: false,
+                    },
+                    of,
+                );
             }
             None => {}
         }
@@ -647,6 +658,30 @@ pub struct BatchCheck {
     pub refused_count: usize,
 }
 
+/// What a run of the batch would do with one request, found without sending anything:
+/// [`Client::plan_batch`] reports one for each request (of the [shard](BatchOptions::shard),
+/// with one), in input order.
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct BatchPlan {
+    /// The request's position in the input, from 0.
+    pub index: usize,
+    /// The `Idempotency-Key` it would be sent under: its own, or derived from it (with the
+    /// random id of a journal that exists; a journal a run is yet to create has none yet, so
+    /// the run's derived keys will differ from these).
+    pub idempotency_key: String,
+    /// `None` when a run would send it. Otherwise the outcome a run reports for it without
+    /// sending it: `Sent` or `InDoubt` from the journal, `Duplicate`, or `Failed` with a
+    /// `Validation` error (it breaks a rule, reuses another request's key with another body,
+    /// or differs from what the journal recorded at its position).
+    pub outcome: Option<BatchOutcome>,
+    /// The outcome was read from the journal, recorded by an earlier run.
+    pub from_journal: bool,
+    /// For a request refused because an earlier request carries or derives the same key with
+    /// another body: that request's index (its `Failed` error says it in words).
+    pub key_conflict_with: Option<usize>,
+}
+
 impl Client {
     /// Runs a batch's checks without sending anything: validates every request, finds
     /// duplicates, and, with a [journal](BatchOptions::journal), compares each request with
@@ -655,7 +690,8 @@ impl Client {
     ///
     /// Call it on the input before [`send_batch`](Self::send_batch) to refuse a changed
     /// input before any send: `send_batch` itself reads its input lazily, so it can refuse a
-    /// changed request only when it comes to it (it never sends one).
+    /// changed request only when it comes to it (it never sends one). For each request's
+    /// plan, see [`plan_batch`](Self::plan_batch).
     ///
     /// # Errors
     ///
@@ -669,6 +705,54 @@ impl Client {
     ) -> Result<BatchCheck, Error>
     where
         I: IntoIterator<Item = SendSmsRequest>,
+    {
+        self.plan_batch(assistant_id, requests, options, |_| {})
+    }
+
+    /// [`check_batch`](Self::check_batch), calling `on_plan` with what a run would do with
+    /// each request, in input order, as soon as it is known: a tool that reports every
+    /// invalid request, or names the request a duplicate or a conflicting key belongs to,
+    /// needs no list of its own (the requests are read one at a time, and only a fingerprint
+    /// of each is kept, as [`send_batch`](Self::send_batch) keeps).
+    ///
+    /// ```
+    /// use telnyx_assistant_sms::{BatchOptions, BatchOutcome, Client, SendSmsRequest};
+    ///
+    /// let client = Client::builder().api_key("KEY").build()?;
+    /// let req = |to: &str, text: &str| SendSmsRequest::new("+15550001111", to).text(text);
+    /// let requests = [
+    ///     req("+15550002222", "Shipped"),
+    ///     req("+15550002222", "Shipped"), // the same message again
+    ///     req("+15550003333", "Hello").idempotency_key("order-7"),
+    ///     req("+15550004444", "Other").idempotency_key("order-7"), // its key, another body
+    ///     req("", "Nobody"),
+    /// ];
+    /// let mut plans = Vec::new();
+    /// let check = client.plan_batch("assistant-id", requests, &BatchOptions::new(), |p| {
+    ///     plans.push(p)
+    /// })?;
+    /// assert_eq!((check.to_send, check.duplicates, check.refused_count), (2, 1, 2));
+    /// assert!(plans[0].outcome.is_none()); // would be sent
+    /// assert!(matches!(plans[1].outcome, Some(BatchOutcome::Duplicate { of: 0 })));
+    /// assert_eq!(plans[3].key_conflict_with, Some(2));
+    /// let Some(BatchOutcome::Failed(e)) = &plans[4].outcome else { unreachable!() };
+    /// assert_eq!(e.violations()[0].code(), "blank");
+    /// # Ok::<(), telnyx_assistant_sms::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// As [`check_batch`](Self::check_batch); `on_plan` is not called then.
+    pub fn plan_batch<I, F>(
+        &self,
+        assistant_id: &str,
+        requests: I,
+        options: &BatchOptions,
+        mut on_plan: F,
+    ) -> Result<BatchCheck, Error>
+    where
+        I: IntoIterator<Item = SendSmsRequest>,
+        F: FnMut(BatchPlan),
     {
         check_batch_args(assistant_id, options)?;
         let journal = match &options.journal {
@@ -687,21 +771,41 @@ impl Client {
         let mut check = BatchCheck::default();
         while let Some((index, plan)) = feed.next(self) {
             check.total += 1;
-            match plan {
-                Plan::Skip => {}
-                Plan::Send(..) => check.to_send += 1,
-                Plan::Settled(r) => match r.outcome {
-                    BatchOutcome::Sent(_) => check.sent_before += 1,
-                    BatchOutcome::InDoubt { .. } => check.in_doubt += 1,
-                    BatchOutcome::Duplicate { .. } => check.duplicates += 1,
-                    BatchOutcome::Failed(e) => {
-                        check.refused_count += 1;
-                        if check.refused.len() < 1000 {
-                            check.refused.push((index, e));
-                        }
+            let (result, key_conflict_with) = match plan {
+                Plan::Skip => continue,
+                Plan::Send(prepared, _) => {
+                    check.to_send += 1;
+                    on_plan(BatchPlan {
+                        index,
+                        idempotency_key: prepared.idempotency_key.unwrap_or_default(),
+                        outcome: None,
+                        from_journal: false,
+                        key_conflict_with: None,
+                    });
+                    continue;
+                }
+                Plan::Settled(r) => (r, None),
+                Plan::Conflict(r, of) => (r, Some(of)),
+            };
+            match &result.outcome {
+                BatchOutcome::Sent(_) => check.sent_before += 1,
+                BatchOutcome::InDoubt { .. } => check.in_doubt += 1,
+                BatchOutcome::Duplicate { .. } => check.duplicates += 1,
+                BatchOutcome::Failed(e) => {
+                    check.refused_count += 1;
+                    if check.refused.len() < 1000 {
+                        // One pointer: the plan keeps its own.
+                        check.refused.push((index, e.clone()));
                     }
-                },
+                }
             }
+            on_plan(BatchPlan {
+                index,
+                idempotency_key: result.idempotency_key,
+                outcome: Some(result.outcome),
+                from_journal: result.from_journal,
+                key_conflict_with,
+            });
         }
         Ok(check)
     }
@@ -833,7 +937,7 @@ impl Client {
             let result = match work {
                 None => return,
                 Some((_, Plan::Skip)) => continue,
-                Some((_, Plan::Settled(result))) => result,
+                Some((_, Plan::Settled(result) | Plan::Conflict(result, _))) => result,
                 Some((index, Plan::Send(prepared, pin))) => {
                     let key = prepared.idempotency_key.clone().unwrap_or_default();
                     let outcome = self.send_journaled_one(index, &prepared, &pin, pacer, journal);
@@ -911,6 +1015,7 @@ impl Client {
                 // The start is on disk: a re-run treats this request as in doubt.
                 log::warn!(
                     target: "telnyx_assistant_sms",
+                    batch_index = index;
                     "request {index}: its outcome could not be journaled: {e}"
                 );
             }

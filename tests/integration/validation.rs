@@ -40,12 +40,45 @@ fn one(field: &str, code: &str) -> Vec<(String, String)> {
 
 #[test]
 fn from_and_to_are_required() {
+    // Left out of the JSON: missing.
+    let left_out: SendSmsRequest = serde_json::from_str(r#"{"text":"hi"}"#).unwrap();
     assert_eq!(
-        refused("asst", &SendSmsRequest::new("", "")),
+        refused("asst", &left_out),
         vec![
             ("body.from".into(), "missing".into()),
             ("body.to".into(), "missing".into())
         ]
+    );
+    let err = left_out.validate().unwrap_err();
+    assert_eq!(err.violations()[0].message(), "field required");
+    // Given, but empty (in JSON or in code): blank, said to be empty.
+    let empty: SendSmsRequest = serde_json::from_str(r#"{"from":"","to":""}"#).unwrap();
+    for req in [&empty, &SendSmsRequest::new("", "")] {
+        assert_eq!(
+            refused("asst", req),
+            vec![
+                ("body.from".into(), "blank".into()),
+                ("body.to".into(), "blank".into())
+            ]
+        );
+        let err = req.validate().unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "invalid request, nothing was sent: body.from: must not be empty; body.to: must \
+             not be empty"
+        );
+    }
+    // Filled in later by the setter: no longer missing; the left-out mark is no part of the
+    // request's value.
+    let filled = left_out.clone().from("+15550001111").to("+15550002222");
+    assert!(filled.validate().is_ok());
+    assert_eq!(
+        filled,
+        SendSmsRequest::new("+15550001111", "+15550002222").text("hi")
+    );
+    assert_eq!(
+        format!("{left_out:?}"),
+        format!("{:?}", SendSmsRequest::new("", "").text("hi"))
     );
 }
 
@@ -127,7 +160,7 @@ fn every_violation_is_reported_at_once() {
         found,
         vec![
             ("path.assistant_id".into(), "dot_segment".into()),
-            ("body.from".into(), "missing".into()),
+            ("body.from".into(), "blank".into()),
             ("body.to".into(), "blank".into()),
             ("body.text".into(), "blank".into()),
             ("body.conversation_metadata. ".into(), "blank".into()),
@@ -136,7 +169,7 @@ fn every_violation_is_reported_at_once() {
     let err = req.validate().unwrap_err();
     assert_eq!(
         err.to_string(),
-        "invalid request, nothing was sent: body.from: field required; body.to: must not be blank; \
+        "invalid request, nothing was sent: body.from: must not be empty; body.to: must not be blank; \
          body.text: must not be blank; leave it unset to let the assistant greet or generate the text; \
          and 1 more"
     );

@@ -7,9 +7,11 @@ use std::io::Read;
 use std::num::IntErrorKind;
 use std::time::Duration;
 
-use telnyx_assistant_sms::{API_KEY_ENV, Client, ClientBuilder};
+use telnyx_assistant_sms::{
+    API_KEY_ENV, Client, ClientBuilder, Printable, check_api_key, check_base_url,
+};
 
-use crate::output::{ECHO_CAP, Failure, clean};
+use crate::output::{ECHO_CAP, Failure};
 
 /// One command-line argument: an option (`--to`, `-h`) or a bare value.
 pub enum Arg {
@@ -53,7 +55,7 @@ impl Args {
 
 /// An argument as it may be quoted in a message: escaped and at most [`ECHO_CAP`] characters.
 pub fn shown(s: &str) -> String {
-    clean(s, ECHO_CAP)
+    Printable::new(s, ECHO_CAP).to_string()
 }
 
 /// A bare value where an option was expected.
@@ -281,7 +283,8 @@ fn utf8_text(flag: &str, path: &str, bytes: Vec<u8>) -> Result<String, String> {
 }
 
 /// The key in `path`: the file must hold the key alone; whitespace around it (a final
-/// newline) and a byte-order mark are dropped. Nothing of the file's content is ever quoted.
+/// newline) and a byte-order mark are dropped, and what is left must pass the library's
+/// [`check_api_key`]. Nothing of the file's content is ever quoted.
 pub fn read_api_key_file(path: &str) -> Result<String, Failure> {
     let flag = "--api-key-file";
     let bytes = read_bytes(flag, path, KEY_FILE_CAP).map_err(Failure::config)?;
@@ -291,24 +294,8 @@ pub fn read_api_key_file(path: &str) -> Result<String, Failure> {
         ))
     })?;
     let key = text.trim();
-    let file = shown(path);
-    let first_word = key.split_whitespace().next().unwrap_or_default();
-    let problem = if key.is_empty() {
-        "is empty: write the key (and nothing else) into it"
-    } else if first_word.eq_ignore_ascii_case("bearer") && first_word != key {
-        "starts with 'Bearer ': the file must hold the key alone; remove the prefix"
-    } else if key.contains(char::is_whitespace) {
-        "holds more than one word: the file must hold the key alone, on one line \
-         (not KEY=value, not two keys)"
-    } else if key.contains(|c: char| c.is_control() || !c.is_ascii()) {
-        "holds characters that cannot be sent in an HTTP header (the key is ASCII): \
-         write the key alone, as plain text"
-    } else {
-        return Ok(key.to_owned());
-    };
-    Err(Failure::config(format!(
-        "{flag} {file}: the file {problem}"
-    )))
+    check_api_key(key).map_err(|e| Failure::config(format!("{flag} {}: {e}", shown(path))))?;
+    Ok(key.to_owned())
 }
 
 /// The most of a `--ca-file` that is read: far more than any real bundle (the system's whole
@@ -451,18 +438,8 @@ impl ClientFlags {
     pub fn client(&self, need: KeyNeed) -> Result<Client, Failure> {
         if let Some(url) = &self.base_url {
             // Checked alone first, so that its error can name the flag.
-            // No trust is read for it: only the full build below pays for that.
-            let probe = ClientBuilder::new()
-                .api_key(PLACEHOLDER_KEY)
-                .no_proxy()
-                .defer_trust(true);
-            match probe.base_url(url).build() {
-                // Other problems (SSL_CERT_FILE, say) are the full build's to report.
-                Err(e) if e.to_string().contains("the base url") => {
-                    return Err(Failure::from_error(&e).with_text(format!("--base-url: {e}")));
-                }
-                _ => {}
-            }
+            check_base_url(url)
+                .map_err(|e| Failure::from_error(&e).with_text(format!("--base-url: {e}")))?;
         }
         let mut b = ClientBuilder::from_env();
         let no_key = std::env::var_os(API_KEY_ENV).is_none();

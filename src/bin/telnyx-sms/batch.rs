@@ -1,20 +1,20 @@
 //! `telnyx-sms send-batch`: many SMS from a JSON Lines file, validated whole before the first
 //! send, sent by the library's batch engine, one result line per input line, in input order.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::hash::{Hash, Hasher};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::{Arc, Mutex};
 
 use serde_json::value::RawValue;
 use serde_json::{Value, json};
 use telnyx_assistant_sms::{
-    BatchOptions, BatchOutcome, BatchResult, Client, Error, ErrorKind, MAX_CONCURRENCY,
-    SendSmsRequest,
+    BatchOptions, BatchOutcome, BatchPlan, BatchResult, Client, Error, ErrorKind, MAX_CONCURRENCY,
+    PreparedSend, Printable, SendSmsRequest,
 };
 
 use crate::args::{self, Arg, Args, ClientFlags, KeyNeed, once, once_switch, shown};
 use crate::output::{
-    self, DETAIL_CAP, EMPTY, Failure, JSON_LIST_CAP, JSON_STRING_CAP, JsonObject, TEXT_CAP,
-    Violation, cap, clean,
+    self, DETAIL_CAP, ECHO_CAP, Failure, JSON_LIST_CAP, JSON_STRING_CAP, JsonObject, TEXT_CAP,
+    Violation, cut,
 };
 use crate::progress::Progress;
 use crate::{exit, logger, signals};
@@ -256,13 +256,6 @@ fn numbered(text: &str) -> impl Iterator<Item = (usize, &str)> {
         .map(|(i, l)| (i + 1, l))
 }
 
-/// The top-level fields a line's object has (given, even if empty); none if it is not one.
-fn fields_of(raw: &str) -> BTreeSet<String> {
-    serde_json::from_str::<BTreeMap<String, serde::de::IgnoredAny>>(raw)
-        .map(|m| m.into_keys().collect())
-        .unwrap_or_default()
-}
-
 /// The `idempotency_key` a line gives itself (a string), if any: reported with the line's
 /// result even when the line is invalid.
 fn given_key(raw: &str) -> Option<String> {
@@ -275,29 +268,13 @@ fn given_key(raw: &str) -> Option<String> {
         .ok()?
         .idempotency_key?
     {
-        Value::String(k) => Some(cap(&k, JSON_STRING_CAP)),
+        Value::String(k) => Some(cut(&k, JSON_STRING_CAP)),
         _ => None,
     }
 }
 
-/// 128 bits of a key, to compare keys without keeping them (two std hashes, seeded apart).
-fn key_bits(key: &str) -> (u64, u64) {
-    let hash = |seed: u8| {
-        let mut h = std::collections::hash_map::DefaultHasher::new();
-        seed.hash(&mut h);
-        key.hash(&mut h);
-        h.finish()
-    };
-    (hash(1), hash(2))
-}
-
-fn body_hash(body: &[u8]) -> u64 {
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    body.hash(&mut h);
-    h.finish()
-}
-
-/// Why a line is invalid: its violations, and the key it gave or derived, if known.
+/// Why a line is invalid: its violations, and the key it gave (a key conflict: the key it
+/// carries or derives), if known.
 struct Bad {
     key: Option<String>,
     violations: Vec<Violation>,
@@ -311,11 +288,35 @@ impl Bad {
         }
     }
 
+    /// The line `raw`, refused by the library for `e`'s violations.
+    fn refused(raw: &str, e: &Error) -> Bad {
+        let violations = e.violations().iter().take(JSON_LIST_CAP);
+        Bad {
+            key: given_key(raw),
+            violations: violations.map(|v| Violation::of(v, None)).collect(),
+        }
+    }
+
+    /// A line whose key an earlier line (`other`) carries or derives, with another request.
+    fn conflict(key: &str, other: u32) -> Bad {
+        Bad {
+            key: Some(cut(key, JSON_STRING_CAP)),
+            ..Bad::one(
+                Some("header.Idempotency-Key"),
+                format!(
+                    "is also the key of line {other}, with another request: the server would \
+                     refuse one of them"
+                ),
+                "duplicate_key",
+            )
+        }
+    }
+
     /// Whether the line was refused for leaving out `"from"` (with no `--from` to fill it).
     fn lacks_from(&self) -> bool {
-        self.violations.iter().any(|v| {
-            v.field.as_deref() == Some("body.from") && v.code == "missing" && v.message != EMPTY
-        })
+        self.violations
+            .iter()
+            .any(|v| v.field.as_deref() == Some("body.from") && v.code == "missing")
     }
 }
 
@@ -373,59 +374,15 @@ impl BatchArgs {
         o
     }
 
-    /// One line as a request (`--from` filled in where the line has no `"from"`), checked
-    /// by the library, with its key and a hash of its body.
-    fn check_line(
-        &self,
-        client: &Client,
-        options: &BatchOptions,
-        raw: &str,
-    ) -> Result<(SendSmsRequest, String, u64), Bad> {
-        let (req, filled) = self.parse_line(raw).map_err(|mut b| {
-            b.key = given_key(raw);
-            b
-        })?;
-        let assistant_id = self.assistant_id.as_deref().unwrap_or_default();
-        let prepared = client.prepare(assistant_id, &req).map_err(|e| {
-            let fields = fields_of(raw);
-            let violations = e
-                .violations()
-                .iter()
-                .take(JSON_LIST_CAP)
-                .map(|v| {
-                    let from_flag = filled && v.path() == ["body", "from"];
-                    let given = match v.path() {
-                        [body, name] if body == "body" => fields.contains(name) || from_flag,
-                        _ => false,
-                    };
-                    Violation::of(v, from_flag.then_some("--from"), given)
-                })
-                .collect();
-            Bad {
-                key: given_key(raw),
-                violations,
-            }
-        })?;
-        let key = options
-            .idempotency_key_for(assistant_id, &req)
-            .map_err(|e| Bad {
-                key: given_key(raw),
-                ..Bad::one(None, e.to_string(), "config")
-            })?;
-        // Only a key the line gives is set: the engine derives the others (with a journal,
-        // salted with its random id, so they differ from `key`).
-        Ok((req, key, body_hash(prepared.body())))
-    }
-
-    /// One line as a request, `--from` filled in if the line has no `"from"` at all (then
-    /// `true`). Read straight into the request type, so a repeated field or an unknown one is
-    /// an error.
-    fn parse_line(&self, raw: &str) -> Result<(SendSmsRequest, bool), Bad> {
+    /// One line as a request, `--from` filled in if the line has no `"from"` at all. Read
+    /// straight into the request type, so a repeated field or an unknown one is an error.
+    /// The library checks the rest.
+    fn parse_line(&self, raw: &str) -> Result<SendSmsRequest, Bad> {
         let mut req: SendSmsRequest = serde_json::from_str(raw).map_err(|e| {
             // Say what the line is when it is not a request object at all.
-            match serde_json::from_str::<Value>(raw) {
+            let mut bad = match serde_json::from_str::<Value>(raw) {
                 Err(e) => {
-                    let mut msg = format!("not valid JSON: {}", cap(&e.to_string(), DETAIL_CAP));
+                    let mut msg = format!("not valid JSON: {}", cut(&e.to_string(), DETAIL_CAP));
                     if let Some(at) = raw.chars().position(|c| c == BOM) {
                         msg.push_str(&format!(
                             " (column {} holds a byte-order mark, U+FEFF: was a file with one \
@@ -440,10 +397,11 @@ impl BatchArgs {
                     "expected a JSON object such as {\"to\": \"+15550002222\", \"text\": \"Hi\"}",
                     "not_an_object",
                 ),
-                Ok(_) => Bad::one(None, cap(&e.to_string(), DETAIL_CAP), "invalid_field"),
-            }
+                Ok(_) => Bad::one(None, cut(&e.to_string(), DETAIL_CAP), "invalid_field"),
+            };
+            bad.key = given_key(raw);
+            bad
         })?;
-        let mut filled = false;
         if let Some(from) = &self.from {
             #[derive(serde::Deserialize)]
             struct FromProbe {
@@ -452,77 +410,113 @@ impl BatchArgs {
             }
             let has_from = serde_json::from_str::<FromProbe>(raw).is_ok_and(|p| p.from.is_some());
             if !has_from {
-                req.from.clone_from(from);
-                filled = true;
+                req = req.from(from.as_str());
             }
         }
-        Ok((req, filled))
+        Ok(req)
     }
 
-    /// Checks every line before anything is sent. Nothing of a valid line is kept (the sends
-    /// read the input again); of the invalid ones, the first [`REPORTED_CAP`] with their
-    /// violations, the number of all, and the few that only this pass can tell: a key given
-    /// on one line and given or derived on another, with another request (the server would
-    /// refuse the later one).
-    fn check_all(&self, client: &Client, options: &BatchOptions, text: &str) -> Survey {
-        let mut survey = Survey::default();
-        // The keys lines give themselves (usually none): key -> (line, body).
-        let mut given: HashMap<(u64, u64), (usize, u64)> = HashMap::new();
-        let mut conflicts: Vec<(usize, usize, String)> = Vec::new();
-        let mut derived_lines = false;
-        for (number, raw) in numbered(text) {
-            survey.total += 1;
-            match self.check_line(client, options, raw) {
-                Err(bad) => survey.note_bad(number, bad),
-                Ok((_, key, body)) if given_key(raw).is_some() => {
-                    match given.get(&key_bits(&key)) {
-                        Some(&(first, b)) if b != body => conflicts.push((number, first, key)),
-                        Some(_) => {}
-                        None => {
-                            given.insert(key_bits(&key), (number, body));
-                        }
+    /// Checks every line before anything is sent, through the library's
+    /// [`Client::plan_batch`]: each line's rules, and the keys two lines share with different
+    /// requests (the server would refuse the later one). Nothing of a valid line is kept (the
+    /// sends read the input again); of the invalid ones, the first [`REPORTED_CAP`] with
+    /// their violations, the number of all, and the key conflicts (only this pass can tell).
+    fn survey(
+        &self,
+        client: &Client,
+        options: &BatchOptions,
+        text: &str,
+    ) -> Result<Survey, Failure> {
+        let lines: Arc<[u32]> = numbered(text)
+            .map(|(n, _)| u32::try_from(n).unwrap_or(u32::MAX))
+            .collect();
+        let mut survey = Survey {
+            total: lines.len(),
+            shard_total: (0..lines.len()).filter(|pos| self.in_shard(*pos)).count(),
+            lines: Arc::clone(&lines),
+            ..Survey::default()
+        };
+        let assistant_id = self.assistant_id.as_deref().unwrap_or_default();
+        // A line that is not a request at all goes to the library as a placeholder, so that
+        // positions stay the input's; the refusals are read against the lines again.
+        let requests =
+            numbered(text).map(|(_, raw)| self.parse_line(raw).unwrap_or_else(|_| placeholder()));
+        let mut again = numbered(text).enumerate();
+        client
+            .plan_batch(assistant_id, requests, options, |plan: BatchPlan| {
+                let Some(BatchOutcome::Failed(e)) = &plan.outcome else {
+                    return;
+                };
+                // Plans come in input order, one per request.
+                let Some((pos, (number, raw))) = again.find(|(pos, _)| *pos == plan.index) else {
+                    return;
+                };
+                let bad = match (self.parse_line(raw), plan.key_conflict_with) {
+                    (Err(bad), _) => bad,
+                    (Ok(_), Some(of)) => {
+                        let other = lines.get(of).copied().unwrap_or_default();
+                        survey
+                            .conflicts
+                            .insert(pos, (plan.idempotency_key.clone(), other));
+                        Bad::conflict(&plan.idempotency_key, other)
                     }
-                }
-                Ok(_) => derived_lines = true,
-            }
+                    (Ok(_), None) => Bad::refused(raw, e),
+                };
+                survey.note_bad(number, bad, self.in_shard(pos));
+            })
+            .map_err(|e| Failure::from_error(&e))?;
+        Ok(survey)
+    }
+
+    /// The line at `pos` for the sends: the request, or why it is invalid (the library's
+    /// rules, or a key conflict [`survey`](Self::survey) found).
+    fn line_for_sending(
+        &self,
+        survey: &Survey,
+        pos: usize,
+        raw: &str,
+    ) -> Result<SendSmsRequest, Bad> {
+        if let Some((key, other)) = survey.conflicts.get(&pos) {
+            return Err(Bad::conflict(key, *other));
         }
-        // A derived key can collide only with a given one: look again only if there are both.
-        if !given.is_empty() && derived_lines {
-            for (number, raw) in numbered(text) {
-                if given_key(raw).is_some() {
-                    continue;
+        let req = self.parse_line(raw)?;
+        req.validate().map_err(|e| Bad::refused(raw, &e))?;
+        Ok(req)
+    }
+
+    /// The lines a journal made by an earlier run recorded otherwise, each with why (the first
+    /// [`REPORTED_CAP`]), and how many there are.
+    fn changed_since_journal(
+        &self,
+        client: &Client,
+        engine: &BatchOptions,
+        survey: &Survey,
+        text: &str,
+    ) -> Result<(Vec<(u32, String)>, usize), Failure> {
+        let assistant_id = self.assistant_id.as_deref().unwrap_or_default();
+        let requests =
+            numbered(text).map(|(_, raw)| self.parse_line(raw).unwrap_or_else(|_| placeholder()));
+        let (mut changed, mut count) = (Vec::new(), 0);
+        client
+            .plan_batch(assistant_id, requests, engine, |plan| {
+                let Some(BatchOutcome::Failed(e)) = &plan.outcome else {
+                    return;
+                };
+                let Some(v) = e
+                    .violations()
+                    .iter()
+                    .find(|v| v.code() == "journal_mismatch")
+                else {
+                    return;
+                };
+                count += 1;
+                if changed.len() < REPORTED_CAP {
+                    let line = survey.lines.get(plan.index).copied().unwrap_or_default();
+                    changed.push((line, v.message().to_owned()));
                 }
-                if let Ok((_, key, body)) = self.check_line(client, options, raw) {
-                    if let Some(&(first, b)) = given.get(&key_bits(&key)) {
-                        if b != body {
-                            // The later of the two lines is the one the server would refuse.
-                            conflicts.push((number.max(first), number.min(first), key));
-                        }
-                    }
-                }
-            }
-        }
-        conflicts.sort_unstable_by_key(|c| c.0);
-        conflicts.dedup_by_key(|c| c.0);
-        for (line, other, key) in conflicts {
-            let bad = Bad {
-                key: Some(key),
-                ..Bad::one(
-                    Some("header.Idempotency-Key"),
-                    format!(
-                        "is also the key of line {other}, with another request: the server \
-                         would refuse one of them"
-                    ),
-                    "duplicate_key",
-                )
-            };
-            survey
-                .conflicts
-                .insert(line, (bad.key.clone(), bad.violations.clone()));
-            survey.note_bad(line, bad);
-        }
-        survey.first_bad.sort_by_key(|(n, _)| *n);
-        survey
+            })
+            .map_err(|e| Failure::from_error(&e))?;
+        Ok((changed, count))
     }
 }
 
@@ -537,19 +531,31 @@ struct Survey {
     no_from: usize,
     /// The first invalid lines, with their violations (for the report).
     first_bad: Vec<(usize, Vec<Violation>)>,
-    /// Lines invalid only for their key (a second look at the line would not say so).
-    conflicts: HashMap<usize, (Option<String>, Vec<Violation>)>,
+    /// Lines of this run's shard, and how many of them are invalid.
+    shard_total: usize,
+    shard_bad: usize,
+    /// Lines invalid only for their key (a second look at the line would not say so): the
+    /// engine position, the key, and the line of the earlier request with that key.
+    conflicts: HashMap<usize, (String, u32)>,
+    /// The input line of each engine position (the `i`th non-blank line).
+    lines: Arc<[u32]>,
 }
 
 impl Survey {
-    fn note_bad(&mut self, number: usize, bad: Bad) {
+    fn note_bad(&mut self, number: usize, bad: Bad, in_shard: bool) {
         self.bad += 1;
+        self.shard_bad += usize::from(in_shard);
         if bad.lacks_from() {
             self.no_from += 1;
         }
         if self.first_bad.len() < REPORTED_CAP {
             self.first_bad.push((number, bad.violations));
         }
+    }
+
+    /// The line of the request the engine numbers `index`.
+    fn line_of(&self, index: usize) -> Option<usize> {
+        self.lines.get(index).map(|n| *n as usize)
     }
 
     /// The hint for lines without `"from"`: the one thing that fixes them all.
@@ -620,11 +626,11 @@ fn result_of(
             let mut line = head(number, "sent", Some(&key))
                 .field(
                     "conversation_id",
-                    res.conversation_id.map(|s| cap(&s, JSON_STRING_CAP)),
+                    res.conversation_id.map(|s| cut(&s, JSON_STRING_CAP)),
                 )
                 .field(
                     "request_id",
-                    res.request_id.map(|s| cap(&s, JSON_STRING_CAP)),
+                    res.request_id.map(|s| cut(&s, JSON_STRING_CAP)),
                 )
                 .field("attempts", res.attempts);
             if r.from_journal {
@@ -639,7 +645,7 @@ fn result_of(
         }
         BatchOutcome::InDoubt { reason } => {
             let line = head(number, "in-doubt", Some(&key))
-                .field("message", cap(&reason, JSON_STRING_CAP))
+                .field("message", cut(&reason, JSON_STRING_CAP))
                 .field("may_have_been_sent", true)
                 .field("from_journal", true)
                 .line();
@@ -674,10 +680,10 @@ fn failed_result(number: usize, key: &str, e: &Error) -> String {
     head(number, "failed", Some(key))
         .field("kind", kind)
         .field("status", e.status())
-        .field("message", cap(&e.to_string(), JSON_STRING_CAP))
+        .field("message", cut(&e.to_string(), JSON_STRING_CAP))
         .field(
             "request_id",
-            e.request_id().map(|s| cap(s, JSON_STRING_CAP)),
+            e.request_id().map(|s| cut(s, JSON_STRING_CAP)),
         )
         .field("attempts", e.attempts())
         .field("may_have_been_sent", e.may_have_been_sent())
@@ -736,14 +742,14 @@ impl Tally {
 }
 
 /// What the sends share: the results waiting for their turn, the counts, the progress line,
-/// and where each request the engine numbers came from.
+/// and the positions whose result line is out already.
 struct Shared {
     order: InOrder,
     tally: Tally,
     progress: Progress,
-    /// For the engine's request `i` (the `i`th non-blank line): its line, and whether its
-    /// result is out already.
-    slots: Vec<Slot>,
+    /// The engine positions of this shard's invalid lines, printed as they were read: the
+    /// engine's result for their placeholder is ignored.
+    printed: HashSet<usize>,
 }
 
 /// A line the engine is given in place of an invalid one, so that the engine's positions
@@ -773,7 +779,7 @@ pub fn run(a: &BatchArgs) -> Result<(), Failure> {
     }
     let path = a.input.as_deref().unwrap_or("-");
     let text = args::read_text("--input", path, INPUT_CAP).map_err(Failure::usage)?;
-    let survey = a.check_all(&client, &options, &text);
+    let survey = a.survey(&client, &options, &text)?;
     if survey.bad > 0 && !a.skip_invalid {
         return Err(invalid_input(&survey, a.client.json));
     }
@@ -781,64 +787,27 @@ pub fn run(a: &BatchArgs) -> Result<(), Failure> {
     if let (Some(hint), false) = (survey.hint_about_from(), a.client.json) {
         output::stderr_line(&format!("telnyx-sms: note: {hint}"));
     }
-    // Each line as the engine gets it: the request, or a placeholder for an invalid line.
-    let engine_line = |number: usize, raw: &str| match survey.conflicts.get(&number) {
-        Some((key, v)) => Err(Bad {
-            key: key.clone(),
-            violations: v.clone(),
-        }),
-        None => a.check_line(&client, &options, raw),
-    };
     let journal = a.journal_path();
     if let (Some(j), false) = (&journal, a.dry_run) {
         // The journal pins its input: a line that differs from what it recorded (another
         // body or key, a line added or moved) stops the batch before any send.
         if std::path::Path::new(j).exists() {
-            let lines: Vec<usize> = numbered(&text).map(|(n, _)| n).collect();
-            let check = client
-                .check_batch(
-                    assistant_id,
-                    numbered(&text).map(|(n, raw)| match engine_line(n, raw) {
-                        Ok((req, _, _)) => req,
-                        Err(_) => placeholder(),
-                    }),
-                    &engine,
-                )
-                .map_err(|e| Failure::from_error(&e))?;
-            let changed: Vec<(usize, String)> = check
-                .refused
-                .iter()
-                .filter(|(_, e)| {
-                    e.violations()
-                        .iter()
-                        .any(|v| v.code() == "journal_mismatch")
-                })
-                .map(|(i, e)| {
-                    let why = e.violations().first().map(|v| v.message().to_owned());
-                    (lines.get(*i).copied().unwrap_or(0), why.unwrap_or_default())
-                })
-                .collect();
-            if !changed.is_empty() {
-                return Err(changed_input(j, &changed, a.client.json));
+            let (changed, count) = a.changed_since_journal(&client, &engine, &survey, &text)?;
+            if count > 0 {
+                return Err(changed_input(j, &changed, count, a.client.json));
             }
         }
     }
-    let (shard_total, shard_bad) = numbered(&text)
-        .enumerate()
-        .filter(|(pos, _)| a.in_shard(*pos))
-        .fold((0, 0), |(t, b), (_, (number, raw))| {
-            (t + 1, b + usize::from(engine_line(number, raw).is_err()))
-        });
-    let shared = std::sync::Arc::new(std::sync::Mutex::new(Shared {
+    let shared = Mutex::new(Shared {
         order: InOrder {
             next: 0,
             waiting: BTreeMap::new(),
             broken: None,
         },
         tally: Tally::default(),
-        progress: Progress::start(shard_total, shard_bad, logger::is_on()),
-        slots: Vec::new(),
-    }));
+        progress: Progress::start(survey.shard_total, survey.shard_bad, logger::is_on()),
+        printed: HashSet::new(),
+    });
     let lock = || shared.lock().unwrap_or_else(|p| p.into_inner());
     let salted = journal.is_some();
     // The second reading of the input: each line to the engine as it asks for the next (so
@@ -846,53 +815,32 @@ pub fn run(a: &BatchArgs) -> Result<(), Failure> {
     // printed straight away, in its place, and a placeholder keeps its position.
     let requests = numbered(&text).enumerate().map(|(pos, (number, raw))| {
         let mine = a.in_shard(pos);
-        let line = u32::try_from(number).unwrap_or(u32::MAX);
-        let (request, slot) = match engine_line(number, raw) {
+        match a.line_for_sending(&survey, pos, raw) {
             Err(bad) => {
                 let mut s = lock();
                 if mine {
                     let r = invalid_result(number, bad.key.as_deref(), &bad.violations);
                     s.tally.count(Kind::Invalid);
                     s.order.put(pos, Some(r));
+                    s.printed.insert(pos);
                 } else {
                     s.order.put(pos, None);
                 }
-                (
-                    placeholder(),
-                    Slot {
-                        line,
-                        printed: true,
-                    },
-                )
+                placeholder()
             }
-            Ok((req, key, _)) if a.dry_run => {
-                // With a journal, a derived key is salted with its random id: not known here.
-                let shown = (!salted || given_key(raw).is_some()).then_some(key.as_str());
-                let r = mine.then(|| dry_run_result(&client, assistant_id, number, &req, shown));
+            Ok(req) if a.dry_run => {
+                let r = mine
+                    .then(|| dry_run_line(&client, &options, assistant_id, number, &req, salted));
                 lock().order.put(pos, r);
-                (
-                    req,
-                    Slot {
-                        line,
-                        printed: true,
-                    },
-                )
+                req
             }
-            Ok((req, _, _)) => {
+            Ok(req) => {
                 if !mine {
                     lock().order.put(pos, None);
                 }
-                (
-                    req,
-                    Slot {
-                        line,
-                        printed: !mine,
-                    },
-                )
+                req
             }
-        };
-        lock().slots.push(slot);
-        request
+        }
     });
     if a.dry_run {
         // Nothing to send: reading through the input prints each line's request.
@@ -905,29 +853,16 @@ pub fn run(a: &BatchArgs) -> Result<(), Failure> {
         }
     } else {
         let stop = signals::install();
-        logger::set_batch_lines(Box::new({
-            let shared = shared.clone();
-            move |i| {
-                let s = shared.lock().unwrap_or_else(|p| p.into_inner());
-                s.slots.get(i).map(|slot| slot.line as usize)
-            }
-        }));
+        logger::name_batch_lines(Arc::clone(&survey.lines));
         client
             .send_batch(assistant_id, requests, &engine.stop_flag(stop), |r| {
                 let mut s = lock();
                 let pos = r.index;
-                let Some(slot) = s.slots.get(pos).copied() else {
-                    return;
-                };
-                if slot.printed {
+                if s.printed.contains(&pos) {
                     return;
                 }
-                let (kind, result) = {
-                    let slots = &s.slots;
-                    result_of(slot.line as usize, r, |i| {
-                        slots.get(i).map(|slot| slot.line as usize)
-                    })
-                };
+                let number = survey.line_of(pos).unwrap_or_default();
+                let (kind, result) = result_of(number, r, |i| survey.line_of(i));
                 s.tally.count(kind);
                 let t = &s.tally;
                 let (sent, duplicate, failed) = (t.sent, t.duplicate, t.failed + t.in_doubt);
@@ -935,7 +870,6 @@ pub fn run(a: &BatchArgs) -> Result<(), Failure> {
                 s.order.put(pos, Some(result));
             })
             .map_err(|e| Failure::from_error(&e))?;
-        logger::clear_batch_lines();
         lock().progress.finish();
     }
     let stopped = signals::received();
@@ -961,7 +895,7 @@ pub fn run(a: &BatchArgs) -> Result<(), Failure> {
     let done = tally.sent + tally.duplicate + tally.failed + tally.in_doubt + tally.invalid;
     summary(
         &tally,
-        shard_total,
+        survey.shard_total,
         done,
         started.elapsed(),
         a.dry_run,
@@ -969,7 +903,7 @@ pub fn run(a: &BatchArgs) -> Result<(), Failure> {
         a.client.json,
     );
     if stopped {
-        Err(Failure::silent(signals::EXIT))
+        Err(Failure::silent(exit::SIGNAL))
     } else if tally.failed == 0 && tally.invalid == 0 && tally.in_doubt == 0 {
         Ok(())
     } else {
@@ -977,26 +911,18 @@ pub fn run(a: &BatchArgs) -> Result<(), Failure> {
     }
 }
 
-/// Where an engine position came from, and whether its result line is already out (an
-/// invalid line, a dry run, a line of another shard).
-#[derive(Clone, Copy)]
-struct Slot {
-    line: u32,
-    printed: bool,
-}
-
-/// The error for an input the journal was not made with: the lines that differ.
-fn changed_input(journal: &str, changed: &[(usize, String)], as_json: bool) -> Failure {
+/// The error for an input the journal was not made with: the lines that differ (the first
+/// of them, and how many).
+fn changed_input(journal: &str, changed: &[(u32, String)], count: usize, as_json: bool) -> Failure {
     let mut violations = Vec::new();
-    for (line, why) in changed.iter().take(REPORTED_CAP) {
+    for (line, why) in changed {
         if !as_json {
             output::stderr_line(&format!(
                 "telnyx-sms: line {line}: {}",
-                clean(why, TEXT_CAP)
+                Printable::new(why, TEXT_CAP)
             ));
         }
-        let v = Violation::new(Some("journal"), why.clone(), "journal_mismatch").to_value();
-        let mut v = v;
+        let mut v = Violation::new(Some("journal"), why.clone(), "journal_mismatch").to_value();
         if let Some(o) = v.as_object_mut() {
             o.insert("line".into(), json!(line));
         }
@@ -1008,33 +934,48 @@ fn changed_input(journal: &str, changed: &[(usize, String)], as_json: bool) -> F
         format!(
             "{} of the input differ from what the journal {} recorded (line {first} first), so \
              nothing was sent: use the input the journal was made with, or a new --journal",
-            lines(changed.len()),
-            clean(journal, 200)
+            lines(count),
+            Printable::new(journal, ECHO_CAP)
         ),
         violations,
     )
 }
 
 /// A dry run's line: the key and the request as it would go out (its body exactly as sent).
-fn dry_run_result(
+/// With a journal (`salted`), a derived key mixes in its random id, not known here: only a
+/// key the line gives is shown.
+fn dry_run_line(
     client: &Client,
+    options: &BatchOptions,
     assistant_id: &str,
     number: usize,
     req: &SendSmsRequest,
-    key: Option<&str>,
+    salted: bool,
 ) -> String {
-    match client.prepare(assistant_id, req) {
-        Ok(p) => {
-            let body = serde_json::from_slice::<Box<RawValue>>(p.body()).ok();
-            head(number, "dry-run", key)
-                .field("method", p.method())
-                .field("url", p.url())
-                .field("body", body)
-                .line()
-        }
+    let key = match (&req.idempotency_key, salted) {
+        (Some(k), _) => Ok(Some(k.clone())),
+        (None, true) => Ok(None),
+        (None, false) => options.idempotency_key_for(assistant_id, req).map(Some),
+    };
+    match key.and_then(|k| Ok((client.prepare(assistant_id, req)?, k))) {
+        Ok((p, key)) => dry_run_result(number, &p, key.as_deref()),
         // Checked already; kept for completeness.
-        Err(e) => failed_result(number, key.unwrap_or_default(), &e),
+        Err(e) => failed_result(
+            number,
+            req.idempotency_key.as_deref().unwrap_or_default(),
+            &e,
+        ),
     }
+}
+
+/// The dry-run result line of the prepared request `p`.
+fn dry_run_result(number: usize, p: &PreparedSend, key: Option<&str>) -> String {
+    let body = serde_json::from_slice::<Box<RawValue>>(p.body()).ok();
+    head(number, "dry-run", key)
+        .field("method", p.method())
+        .field("url", p.url())
+        .field("body", body)
+        .line()
 }
 
 /// The error for an `--assistant-id` or `--from` that no line could be sent with, in the
@@ -1051,7 +992,7 @@ fn refused_flags(e: &Error) -> Failure {
             [path, id] if path == "path" && id == "assistant_id" => Some("--assistant-id"),
             _ => None,
         };
-        let out = Violation::of(v, flag, flag.is_some());
+        let out = Violation::of(v, flag);
         parts.push(match flag {
             Some(flag) => format!("{flag}: {} ({})", out.message, v.field()),
             None => out.text(),

@@ -6,21 +6,22 @@
 //! `[  0.012s] info: retrying in 50ms (...): ...`; with `--json` each record is one JSON object
 //! `{"t", "level", "message", ...fields}`, the record's key-value fields with their JSON types.
 //!
-//! Extra fields can be attached to every record a thread emits ([`scope`]); a batch's records
-//! get the input line they concern ([`set_batch_lines`]). Writes go through `output.rs`:
-//! they escape what they print, never panic, and ignore a closed stderr.
+//! A batch's records carry the engine's `batch_index`; the logger names the input line instead
+//! (`line=7`), from the table of lines the batch hands it once ([`name_batch_lines`]). The
+//! installed logger is the only state: no thread-local, and no lock taken in a log call.
+//! Writes go through `output.rs`: they escape what they print, never panic, and ignore a
+//! closed stderr.
 
-use std::cell::RefCell;
 use std::ffi::OsString;
-use std::marker::PhantomData;
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use log::kv::{self, VisitSource, VisitValue};
 use log::{Level, LevelFilter, Log, Metadata, Record};
 use serde_json::{Number, Value};
+use telnyx_assistant_sms::Printable;
 
-use crate::output::{self, JSON_STRING_CAP, cap, clean};
+use crate::output::{self, ECHO_CAP, JSON_STRING_CAP, cut};
 
 /// The library's target; only its records (and those of its modules) are shown.
 const TARGET: &str = "telnyx_assistant_sms";
@@ -28,22 +29,11 @@ const TARGET: &str = "telnyx_assistant_sms";
 pub const ENV: &str = "TELNYX_LOG";
 /// The values [`ENV`] accepts, as messages list them.
 const ENV_VALUES: &str = "off, error, warn, info, debug";
-/// The most characters of a field's value in a text line's context.
-const CONTEXT_CAP: usize = 200;
-/// The most fields one record carries (its own and the context's together).
+/// The most fields one record carries.
 const FIELDS_CAP: usize = 64;
 
-static START: OnceLock<Instant> = OnceLock::new();
+/// The installed logger (`log` needs a `'static` one).
 static LOGGER: OnceLock<Logger> = OnceLock::new();
-
-/// Starts the clock the timestamps count from: call it first thing in `main`.
-pub fn mark_start() {
-    let _ = START.get_or_init(Instant::now);
-}
-
-fn since_start() -> Duration {
-    START.get_or_init(Instant::now).elapsed()
-}
 
 /// How records are printed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -89,7 +79,7 @@ fn choose(flag_count: u8, env: Option<OsString>) -> (LevelFilter, Option<String>
     match known {
         Some(level) => (level, None),
         None => {
-            let shown = clean(&raw.to_string_lossy(), CONTEXT_CAP);
+            let shown = Printable::new(&raw.to_string_lossy(), ECHO_CAP).to_string();
             let note = format!(
                 "{ENV}='{shown}' is not one of {ENV_VALUES}: ignored, so nothing is logged \
                  (or give -v / -vv)"
@@ -100,38 +90,33 @@ fn choose(flag_count: u8, env: Option<OsString>) -> (LevelFilter, Option<String>
 }
 
 /// Sets the logger up from `-v` (given `flag_count` times) or `TELNYX_LOG`, for the format
-/// `--json` chooses. With neither (or `off`) nothing is installed and nothing is printed.
-/// Call it once, before anything logs; a second call changes nothing.
-pub fn init(flag_count: u8, json: bool) {
+/// `--json` chooses; timestamps count from `started` (when the tool started). With neither
+/// (or `off`) nothing is installed and nothing is printed. Call it once, before anything
+/// logs; a second call changes nothing.
+pub fn init(started: Instant, flag_count: u8, json: bool) {
     let format = if json { Format::Json } else { Format::Text };
     let (level, note) = choose(flag_count, std::env::var_os(ENV));
-    let logger = LOGGER.get_or_init(|| Logger { level, format });
+    let logger = LOGGER.get_or_init(|| Logger {
+        level,
+        format,
+        started,
+        lines: OnceLock::new(),
+    });
     if let Some(note) = note {
         // Said whatever the level: the user asked for logging and gets none.
-        logger.write(Level::Warn, &note, Vec::new());
+        logger.write(Level::Warn, &note, Vec::new(), None);
     }
     if logger.level != LevelFilter::Off && log::set_logger(logger).is_ok() {
         log::set_max_level(logger.level);
     }
 }
 
-/// For `send-batch`: the input line of the request the batch engine numbers `i` (its
-/// `batch_index`), so records say `line=N` instead of the engine's position.
-type LineOf = Box<dyn Fn(usize) -> Option<usize> + Send + Sync>;
-
-static BATCH_LINES: std::sync::Mutex<Option<LineOf>> = std::sync::Mutex::new(None);
-
-/// Records with a `batch_index` field get a `line` field: `line_of(batch_index)`.
-pub fn set_batch_lines(line_of: LineOf) {
-    if let Ok(mut l) = BATCH_LINES.lock() {
-        *l = Some(line_of);
-    }
-}
-
-/// Ends [`set_batch_lines`].
-pub fn clear_batch_lines() {
-    if let Ok(mut l) = BATCH_LINES.lock() {
-        *l = None;
+/// For `send-batch`: `lines[i]` is the input line of the request the batch engine numbers `i`
+/// (its `batch_index`), so that records say `line=N` instead of the engine's position. Given
+/// once, before the sends; the logger keeps it.
+pub fn name_batch_lines(lines: Arc<[u32]>) {
+    if let Some(logger) = LOGGER.get() {
+        let _ = logger.lines.set(lines);
     }
 }
 
@@ -140,79 +125,12 @@ pub fn is_on() -> bool {
     LOGGER.get().is_some_and(|l| l.level != LevelFilter::Off)
 }
 
-/// For a batch's record: the message without the engine's `request N: ` (the line says it),
-/// and the `line` field.
-fn batch_line(message: &str, fields: &[(String, Value)]) -> Option<(String, usize)> {
-    let index = fields
-        .iter()
-        .find(|(k, _)| k == "batch_index")
-        .and_then(|(_, v)| v.as_u64())?;
-    let line_of = BATCH_LINES.lock().ok()?;
-    let line = (line_of.as_ref()?)(usize::try_from(index).ok()?)?;
-    let prefix = format!("request {index}: ");
-    let message = message.strip_prefix(&prefix).unwrap_or(message).to_owned();
-    Some((message, line))
-}
-
-thread_local! {
-    /// The fields added to every record this thread emits, outermost first.
-    static CONTEXT: RefCell<Vec<(String, Value)>> = const { RefCell::new(Vec::new()) };
-}
-
-/// Adds `key` = `value` to every record this thread emits until the guard is dropped (the
-/// library logs on the thread that sends). Scopes nest; an inner one may shadow a key.
-#[must_use = "the field is removed when the guard is dropped"]
-pub fn scope(key: &str, value: impl Into<Value>) -> Scope {
-    let value = value.into();
-    let depth = CONTEXT
-        .try_with(|c| {
-            c.try_borrow_mut().ok().map(|mut c| {
-                c.push((key.to_owned(), value));
-                c.len() - 1
-            })
-        })
-        .ok()
-        .flatten();
-    Scope {
-        depth,
-        _not_send: PhantomData,
-    }
-}
-
-/// Removes its [`scope`] field (and any pushed after it) when dropped.
-pub struct Scope {
-    /// The context's length before the push; `None` if nothing was pushed.
-    depth: Option<usize>,
-    /// The field lives in this thread's context: the guard must not move to another thread.
-    _not_send: PhantomData<*const ()>,
-}
-
-impl Drop for Scope {
-    fn drop(&mut self) {
-        if let Some(depth) = self.depth {
-            let _ = CONTEXT.try_with(|c| {
-                if let Ok(mut c) = c.try_borrow_mut() {
-                    c.truncate(depth);
-                }
-            });
-        }
-    }
-}
-
-/// The thread's context, innermost first (so that, deduplicated, the inner value wins).
-fn context() -> Vec<(String, Value)> {
-    CONTEXT
-        .try_with(|c| {
-            c.try_borrow()
-                .map(|c| c.iter().rev().cloned().collect())
-                .unwrap_or_default()
-        })
-        .unwrap_or_default()
-}
-
 struct Logger {
     level: LevelFilter,
     format: Format,
+    started: Instant,
+    /// A batch's input line for each engine position ([`name_batch_lines`]).
+    lines: OnceLock<Arc<[u32]>>,
 }
 
 fn is_ours(target: &str) -> bool {
@@ -235,12 +153,9 @@ impl Log for Logger {
         let mut fields = Fields(Vec::new());
         let _ = record.key_values().visit(&mut fields);
         let message = record.args().to_string();
-        match batch_line(&message, &fields.0) {
-            Some((message, line)) => {
-                let _scope = scope("line", line);
-                self.write(record.level(), &message, fields.0);
-            }
-            None => self.write(record.level(), &message, fields.0),
+        match self.batch_line(&message, &fields.0) {
+            Some((message, line)) => self.write(record.level(), message, fields.0, Some(line)),
+            None => self.write(record.level(), &message, fields.0, None),
         }
     }
 
@@ -248,14 +163,30 @@ impl Log for Logger {
 }
 
 impl Logger {
-    fn write(&self, level: Level, message: &str, fields: Vec<(String, Value)>) {
+    /// For a batch's record: the message without the engine's `request N: ` (the line says
+    /// it), and the input line.
+    fn batch_line<'m>(
+        &self,
+        message: &'m str,
+        fields: &[(String, Value)],
+    ) -> Option<(&'m str, u32)> {
+        let index = fields
+            .iter()
+            .find(|(k, _)| k == "batch_index")
+            .and_then(|(_, v)| v.as_u64())?;
+        let line = *self.lines.get()?.get(usize::try_from(index).ok()?)?;
+        let prefix = format!("request {index}: ");
+        Some((message.strip_prefix(&prefix).unwrap_or(message), line))
+    }
+
+    fn write(&self, level: Level, message: &str, fields: Vec<(String, Value)>, line: Option<u32>) {
         let line = render(
             self.format,
-            since_start(),
+            self.started.elapsed(),
             level,
             message,
             fields,
-            context(),
+            line,
         );
         match self.format {
             Format::Text => output::stderr_line(&line),
@@ -264,16 +195,17 @@ impl Logger {
     }
 }
 
-/// One record as a line (without the newline). `fields` are the record's, `context` the
-/// thread's: text shows only the context (the message already says the rest); JSON shows
-/// both after `t`, `level` and `message`, each key once (the record's own value wins).
+/// One record as a line (without the newline). `fields` are the record's; `line` is the
+/// batch's input line it concerns. Text shows only the line (the message already says the
+/// rest); JSON shows the fields and then the line after `t`, `level` and `message`, each key
+/// once (the record's own value wins).
 fn render(
     format: Format,
     t: Duration,
     level: Level,
     message: &str,
     fields: Vec<(String, Value)>,
-    context: Vec<(String, Value)>,
+    line: Option<u32>,
 ) -> String {
     let level = match level {
         Level::Error => "error",
@@ -284,26 +216,7 @@ fn render(
     };
     match format {
         Format::Text => {
-            let mut shown: Vec<String> = Vec::new();
-            let mut context = context;
-            dedup(&mut context); // the innermost value of a key wins...
-            context.reverse(); // ...and the fields show outermost first
-            for (k, v) in context.iter().take(FIELDS_CAP) {
-                let v = match v {
-                    Value::String(s) => s.clone(),
-                    v => v.to_string(),
-                };
-                shown.push(format!(
-                    "{}={}",
-                    clean(k, CONTEXT_CAP),
-                    clean(&v, CONTEXT_CAP)
-                ));
-            }
-            let prefix = if shown.is_empty() {
-                String::new()
-            } else {
-                format!("{}: ", shown.join(" "))
-            };
+            let prefix = line.map(|n| format!("line={n}: ")).unwrap_or_default();
             // The caller escapes and caps the whole line.
             format!("[{:7.3}s] {level}: {prefix}{message}", t.as_secs_f64())
         }
@@ -317,11 +230,11 @@ fn render(
                 ("level".to_owned(), Value::String(level.to_owned())),
                 (
                     "message".to_owned(),
-                    Value::String(cap(message, JSON_STRING_CAP)),
+                    Value::String(cut(message, JSON_STRING_CAP)),
                 ),
             ];
             all.extend(fields);
-            all.extend(context);
+            all.extend(line.map(|n| ("line".to_owned(), Value::from(n))));
             dedup(&mut all);
             let mut out = String::from("{");
             for (i, (k, v)) in all.iter().take(FIELDS_CAP + 3).enumerate() {
@@ -329,10 +242,10 @@ fn render(
                     out.push(',');
                 }
                 let v = match v {
-                    Value::String(s) => Value::String(cap(s, JSON_STRING_CAP)),
+                    Value::String(s) => Value::String(cut(s, JSON_STRING_CAP)),
                     v => v.clone(),
                 };
-                out.push_str(&Value::String(cap(k, JSON_STRING_CAP)).to_string());
+                out.push_str(&Value::String(cut(k, JSON_STRING_CAP)).to_string());
                 out.push(':');
                 out.push_str(&v.to_string());
             }
@@ -459,70 +372,57 @@ mod tests {
             vec![
                 ("attempt".into(), json!(2)),
                 ("level".into(), json!("forged")),
-                ("line".into(), json!(7)),
-            ],
-            vec![
-                ("line".into(), json!(3)),
                 ("batch".into(), json!("b\u{9b}")),
             ],
+            Some(3),
         );
         assert_eq!(
             line,
-            r#"{"t":0.012345,"level":"info","message":"retrying\n\u001b[2J","attempt":2,"line":7,"batch":"b\u009b"}"#
+            r#"{"t":0.012345,"level":"info","message":"retrying\n\u001b[2J","attempt":2,"batch":"b\u009b","line":3}"#
         );
         let v: Value = serde_json::from_str(&line).unwrap();
         assert_eq!(v["batch"], json!("b\u{9b}"));
+        // A record's own `line` wins.
+        let own = vec![("line".into(), json!(7))];
+        let line = render(Format::Json, Duration::ZERO, Level::Info, "m", own, Some(3));
+        assert!(line.ends_with(r#""message":"m","line":7}"#), "{line}");
     }
 
     #[test]
-    fn text_lines_show_the_context_not_the_fields() {
+    fn text_lines_show_the_line_not_the_fields() {
         let line = render(
             Format::Text,
             Duration::from_millis(1_234),
             Level::Debug,
             "attempt 1",
             vec![("attempt".into(), json!(1))],
-            vec![("line".into(), json!(12)), ("file".into(), json!("a b"))],
+            Some(12),
         );
-        assert_eq!(line, "[  1.234s] debug: file=a b line=12: attempt 1");
+        assert_eq!(line, "[  1.234s] debug: line=12: attempt 1");
+        let line = render(Format::Text, Duration::ZERO, Level::Info, "m", vec![], None);
+        assert_eq!(line, "[  0.000s] info: m");
     }
 
     #[test]
-    fn scopes_nest_and_end_with_their_guard() {
-        assert!(context().is_empty());
-        {
-            let _outer = scope("line", 1);
-            {
-                let _inner = scope("line", 2);
-                let _other = scope("file", "x");
-                assert_eq!(
-                    context(),
-                    [
-                        ("file".to_owned(), json!("x")),
-                        ("line".to_owned(), json!(2)),
-                        ("line".to_owned(), json!(1)),
-                    ]
-                );
-            }
-            assert_eq!(context(), [("line".to_owned(), json!(1))]);
-            // Another thread has its own context.
-            std::thread::spawn(|| assert!(context().is_empty()))
-                .join()
-                .unwrap();
-        }
-        assert!(context().is_empty());
-        // The inner value wins in both formats.
-        let _a = scope("line", 1);
-        let _b = scope("line", 2);
-        let line = render(
-            Format::Text,
-            Duration::ZERO,
-            Level::Info,
-            "m",
-            vec![],
-            context(),
+    fn a_batch_record_names_its_input_line() {
+        let logger = Logger {
+            level: LevelFilter::Debug,
+            format: Format::Text,
+            started: Instant::now(),
+            lines: OnceLock::new(),
+        };
+        let fields = vec![("batch_index".to_owned(), json!(1))];
+        // No table yet: the record is left as it is.
+        assert_eq!(logger.batch_line("request 1: attempt 1", &fields), None);
+        let _ = logger.lines.set(Arc::from([4, 9]));
+        assert_eq!(
+            logger.batch_line("request 1: attempt 1", &fields),
+            Some(("attempt 1", 9))
         );
-        assert_eq!(line, "[  0.000s] info: line=2: m");
+        // Not a batch's record, or a position past the table: no line.
+        assert_eq!(logger.batch_line("attempt 1", &[]), None);
+        let far = vec![("batch_index".to_owned(), json!(2))];
+        assert_eq!(logger.batch_line("request 2: x", &far), None);
     }
 
     #[test]

@@ -2,11 +2,12 @@
 //!
 //! Built with `--features cli`. See `telnyx-sms --help` and the README's "Command line".
 //!
-//! `main.rs` holds the entry point, the exit codes and the dispatch to commands; `args.rs`
-//! the parsing every command shares; `send.rs` the `send` command; `batch.rs` the
+//! `main.rs` holds the entry point and the dispatch to commands; `exit.rs` the exit codes;
+//! `args.rs` the parsing every command shares; `send.rs` the `send` command; `batch.rs` the
 //! `send-batch` command and `progress.rs` its progress line; `output.rs` every format the
-//! tool prints and the guards they pass through; `logger.rs` the `-v` / `TELNYX_LOG` log
-//! lines.
+//! tool prints; `logger.rs` the `-v` / `TELNYX_LOG` log lines; `signals.rs` SIGINT and
+//! SIGTERM. The rules (validation, keys, duplicates, text made safe to print) are the
+//! library's.
 
 // Every write goes through output.rs, whose writes cannot panic; nothing else may panic either.
 #![deny(
@@ -21,6 +22,7 @@
 
 mod args;
 mod batch;
+mod exit;
 mod logger;
 mod output;
 mod progress;
@@ -28,24 +30,10 @@ mod send;
 mod signals;
 
 use std::process::ExitCode;
+use std::time::Instant;
 
 use args::{Arg, Args};
 use output::Failure;
-
-/// The exit codes, as `--help` and the README document them.
-pub mod exit {
-    /// Anything else: an unreadable answer to an accepted request; stdout not writable for
-    /// `--help`, `--version` or `--dry-run`.
-    pub const OTHER: u8 = 1;
-    /// Usage, configuration or validation error: nothing was sent.
-    pub const USAGE: u8 = 2;
-    /// The API refused it.
-    pub const API: u8 = 3;
-    /// Transport failure.
-    pub const TRANSPORT: u8 = 4;
-    /// `send-batch` ran, but some lines failed or were skipped as invalid.
-    pub const BATCH: u8 = 5;
-}
 
 const HELP_HEAD: &str = "\
 telnyx-sms: send SMS through a Telnyx AI assistant (Assistant SMS Chat)
@@ -157,11 +145,12 @@ fn command_help(command: &str) -> String {
 }
 
 fn main() -> ExitCode {
-    logger::mark_start();
+    // The log lines' timestamps count from here.
+    let started = Instant::now();
     // Until a command has parsed its options, `--json` anywhere makes usage errors JSON.
     // (`args_os`: `args` would panic on an argument that is not UTF-8.)
     let mut as_json = std::env::args_os().skip(1).any(|a| a == "--json");
-    match run(&mut as_json) {
+    match run(started, &mut as_json) {
         Ok(()) => ExitCode::SUCCESS,
         Err(f) => {
             f.print(as_json);
@@ -171,7 +160,7 @@ fn main() -> ExitCode {
 }
 
 /// Dispatches to the command; `as_json` becomes exact once its options are parsed.
-fn run(as_json: &mut bool) -> Result<(), Failure> {
+fn run(started: Instant, as_json: &mut bool) -> Result<(), Failure> {
     let mut args = Args::from_env();
     match args.next()? {
         None => Err(Failure::usage(
@@ -205,7 +194,7 @@ fn run(as_json: &mut bool) -> Result<(), Failure> {
                 None => print(&command_help("send")),
                 Some(a) => {
                     *as_json = a.client.json;
-                    logger::init(a.client.verbose, a.client.json);
+                    logger::init(started, a.client.verbose, a.client.json);
                     send::run(&a)
                 }
             },
@@ -213,7 +202,7 @@ fn run(as_json: &mut bool) -> Result<(), Failure> {
                 None => print(&command_help("send-batch")),
                 Some(a) => {
                     *as_json = a.client.json;
-                    logger::init(a.client.verbose, a.client.json);
+                    logger::init(started, a.client.verbose, a.client.json);
                     batch::run(&a)
                 }
             },

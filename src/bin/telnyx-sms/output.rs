@@ -1,16 +1,19 @@
 //! Everything the tool prints: the success and dry-run formats (text and `--json`), the one
 //! error shape, and the guards every printed string passes through.
 //!
-//! Text from a server, and text echoed from arguments, is untrusted: control characters and
-//! invisible direction marks are escaped (so nothing can move the cursor, recolour the
-//! terminal or add a line), and lengths are capped. Writes never panic: a closed stdout is an
-//! `Err` the caller decides about, a closed stderr is ignored.
+//! Text from a server, and text echoed from arguments, is untrusted: it is printed through the
+//! library's [`Printable`] (control characters and invisible direction marks escaped, so
+//! nothing can move the cursor, recolour the terminal or add a line; lengths capped), and
+//! JSON output escapes the same characters as `\uXXXX`. Writes never panic: a closed stdout
+//! is an `Err` the caller decides about, a closed stderr is ignored.
 
 use std::fmt::Write as _;
 use std::io::{self, Write as _};
 
 use serde_json::{Map, Value, json};
-use telnyx_assistant_sms::{ApiErrorEntry, Error, ErrorKind, PreparedSend, SendSmsResponse};
+use telnyx_assistant_sms::{
+    ApiErrorEntry, Error, ErrorKind, PreparedSend, Printable, SendSmsResponse,
+};
 
 use crate::exit;
 
@@ -25,48 +28,16 @@ pub const JSON_STRING_CAP: usize = 2_000;
 /// The most entries of the `errors` and `violations` arrays in `--json` output.
 pub const JSON_LIST_CAP: usize = 100;
 
-/// Characters that must not reach a terminal raw: every control character (C0, DEL, C1),
-/// the line and paragraph separators, and the invisible ones that reorder or hide text.
-fn is_unsafe(c: char) -> bool {
-    c.is_control()
-        || matches!(c,
-            '\u{200B}'..='\u{200F}' | '\u{2028}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{FEFF}')
-}
-
-/// `s` on one line and harmless: unsafe characters escaped (`\n`, `\u{1b}`), cut after `cap`
-/// characters with an ellipsis. Already clean text comes back unchanged (but for the cut).
-pub fn clean(s: &str, cap: usize) -> String {
-    let mut out = String::with_capacity(s.len().min(cap));
-    let mut len = 0;
-    for c in s.chars() {
-        let escaped = is_unsafe(c).then(|| c.escape_debug().to_string());
-        len += escaped.as_ref().map_or(1, |e| e.chars().count());
-        if len > cap {
-            out.push('…');
-            break;
-        }
-        match escaped {
-            Some(e) => out.push_str(&e),
-            None => out.push(c),
-        }
-    }
-    out
-}
-
 /// The most characters of a parser's message (which may quote the input it refused).
 pub const DETAIL_CAP: usize = 300;
 
-/// `s` cut after `cap` characters with an ellipsis, not escaped: for JSON strings (serde
-/// escapes them) and for text that is escaped when printed.
-pub fn cap(s: &str, cap: usize) -> String {
-    match s.char_indices().nth(cap) {
-        Some((at, _)) => format!("{}…", s.get(..at).unwrap_or_default()),
-        None => s.to_owned(),
-    }
+/// `s` cut to at most `max` characters, not escaped: a JSON string (serde escapes it).
+pub fn cut(s: &str, max: usize) -> String {
+    Printable::new(s, max).truncated().into_owned()
 }
 
 fn cap_opt(s: Option<&str>) -> Value {
-    s.map_or(Value::Null, |s| Value::String(cap(s, JSON_STRING_CAP)))
+    s.map_or(Value::Null, |s| Value::String(cut(s, JSON_STRING_CAP)))
 }
 
 /// A JSON document on one line. serde_json escapes C0 controls; the other unsafe characters
@@ -85,8 +56,8 @@ pub fn json_text(s: &str) -> String {
 fn escape_in_json(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
-        if is_unsafe(c) {
-            // Every unsafe character is in the basic plane: four hex digits suffice.
+        if Printable::escapes(c) {
+            // Every such character is in the basic plane: four hex digits suffice.
             let _ = write!(out, "\\u{:04x}", u32::from(c));
         } else {
             out.push(c);
@@ -106,7 +77,7 @@ pub fn write_stdout(s: &str) -> io::Result<()> {
 /// Writes one line of text to stderr, cleaned and capped. If stderr is gone there is no one
 /// to tell.
 pub fn stderr_line(s: &str) {
-    write_stderr(&clean(s, LINE_CAP));
+    write_stderr(&Printable::new(s, LINE_CAP).to_string());
 }
 
 /// Writes `line` (already safe) and a newline to stderr, ignoring failure. One write, so
@@ -134,7 +105,8 @@ pub fn sent(res: &SendSmsResponse, idempotency_key: Option<&str>, as_json: bool)
         });
         json_line(&v) + "\n"
     } else {
-        clean(res.conversation_id.as_deref().unwrap_or_default(), TEXT_CAP) + "\n"
+        let id = res.conversation_id.as_deref().unwrap_or_default();
+        format!("{}\n", Printable::new(id, TEXT_CAP))
     }
 }
 
@@ -153,9 +125,9 @@ pub fn dry_run(p: &PreparedSend, as_json: bool) -> String {
         let v = json!({"method": p.method(), "url": p.url(), "headers": headers, "body": body});
         json_line(&v) + "\n"
     } else {
-        let mut out = format!("{} {}\n", p.method(), clean(p.url(), LINE_CAP));
+        let mut out = format!("{} {}\n", p.method(), Printable::new(p.url(), LINE_CAP));
         for (k, v) in p.headers() {
-            let _ = writeln!(out, "{k}: {}", clean(&v, LINE_CAP));
+            let _ = writeln!(out, "{k}: {}", Printable::new(&v, LINE_CAP));
         }
         let _ = writeln!(out, "\n{}", escape_in_json(&body));
         out
@@ -179,7 +151,7 @@ impl Failure {
     fn new(code: u8, kind: &str, message: &str, text: String) -> Failure {
         let error = [
             ("kind", json!(kind)),
-            ("message", json!(cap(message, JSON_STRING_CAP))),
+            ("message", json!(cut(message, JSON_STRING_CAP))),
             ("status", Value::Null),
             ("request_id", Value::Null),
             ("errors", json!([])),
@@ -240,8 +212,9 @@ impl Failure {
         };
         let display = e.to_string();
         // The library names its builder's option; on the command line it is --ca-file.
-        let mut text =
-            clean(&display, TEXT_CAP).replace("ClientBuilder::root_certificates_pem", "--ca-file");
+        let mut text = Printable::new(&display, TEXT_CAP)
+            .to_string()
+            .replace("ClientBuilder::root_certificates_pem", "--ca-file");
         if let Some(k) = e.idempotency_key() {
             let _ = write!(text, "; idempotency key: {k}");
             if e.may_have_been_sent() {
@@ -259,7 +232,7 @@ impl Failure {
             .violations()
             .iter()
             .take(JSON_LIST_CAP)
-            .map(|v| Violation::of(v, None, false).to_value());
+            .map(|v| Violation::of(v, None).to_value());
         for (key, value) in [
             ("status", json!(e.status())),
             ("request_id", cap_opt(e.request_id())),
@@ -290,8 +263,8 @@ impl Failure {
         let message = format!(
             "not sent: the journal {} shows this key in doubt: {}; find out whether it was \
              delivered before sending it again with --resend-in-doubt",
-            clean(journal, 200),
-            clean(reason, TEXT_CAP)
+            Printable::new(journal, ECHO_CAP),
+            Printable::new(reason, TEXT_CAP)
         );
         let text = format!("{message}; idempotency key: {key}");
         let mut f = Failure::new(exit::TRANSPORT, "in_doubt", &message, text);
@@ -336,37 +309,27 @@ pub struct Violation {
     pub flag: Option<&'static str>,
 }
 
-/// The library's message for an empty value that was given is "field required", which reads
-/// as if nothing was given.
-pub const EMPTY: &str = "must not be empty";
-
 impl Violation {
     /// A violation of the tool's own (a line that is not JSON, a key conflict).
     pub fn new(field: Option<&str>, message: impl Into<String>, code: &str) -> Violation {
         Violation {
-            field: field.map(|f| cap(f, JSON_STRING_CAP)),
-            message: cap(&message.into(), JSON_STRING_CAP),
-            code: cap(code, JSON_STRING_CAP),
+            field: field.map(|f| cut(f, JSON_STRING_CAP)),
+            message: cut(&message.into(), JSON_STRING_CAP),
+            code: cut(code, JSON_STRING_CAP),
             flag: None,
         }
     }
 
-    /// The library's violation `v`; `given` says whether the field was given (by `flag`, or
-    /// in a JSON object) rather than left out, so that an empty value is said to be empty.
-    pub fn of(
-        v: &telnyx_assistant_sms::Violation,
-        flag: Option<&'static str>,
-        given: bool,
-    ) -> Self {
-        let message = if given && v.code() == "missing" {
-            EMPTY
-        } else {
-            v.message()
-        };
+    /// The library's violation `v`; `flag` is the option that supplied its field, if one did.
+    pub fn of(v: &telnyx_assistant_sms::Violation, flag: Option<&'static str>) -> Self {
         let field = v.field();
         Violation {
             flag,
-            ..Violation::new((!field.is_empty()).then_some(&*field), message, v.code())
+            ..Violation::new(
+                (!field.is_empty()).then_some(&*field),
+                v.message(),
+                v.code(),
+            )
         }
     }
 
@@ -432,7 +395,7 @@ fn capped_meta(meta: &Value) -> Value {
     if text.chars().count() <= JSON_STRING_CAP {
         meta.clone()
     } else {
-        Value::String(cap(&text, JSON_STRING_CAP))
+        Value::String(cut(&text, JSON_STRING_CAP))
     }
 }
 
@@ -442,15 +405,18 @@ mod tests {
     use super::*;
 
     #[test]
-    fn clean_escapes_and_caps() {
-        assert_eq!(
-            clean("a\nb\u{1b}[2J\u{202e}c", 100),
-            "a\\nb\\u{1b}[2J\\u{202e}c"
-        );
-        assert_eq!(clean("abcdef", 3), "abc…");
-        assert_eq!(clean("ab\n", 3), "ab…");
-        let once = clean("x\u{9b}y", 100);
-        assert_eq!(clean(&once, 100), once);
+    fn stderr_text_is_the_librarys_printable() {
+        // What the library's Display escapes, JSON escapes too: the same character set.
+        let s = "a\u{7f}\u{9b}\u{200b}\u{202e}\u{2067}\u{feff}b";
+        let line = json_line(&json!(s));
+        assert!(line.is_ascii(), "{line}");
+        assert_eq!(serde_json::from_str::<Value>(&line).unwrap(), json!(s));
+        for c in s.chars() {
+            assert_eq!(Printable::escapes(c), !line.contains(c), "{c:?}");
+        }
+        // Cut as the library cuts: at most `max` characters, the ellipsis included.
+        assert_eq!(cut("abcdef", 3), "ab…");
+        assert_eq!(cut("abc", 3), "abc");
     }
 
     #[test]

@@ -1,16 +1,14 @@
 //! `telnyx-sms send`: one SMS from flags, a `--request` JSON object, or both.
 
-use std::collections::BTreeSet;
-
 use serde_json::Value;
 use telnyx_assistant_sms::{
-    BatchOptions, BatchOutcome, Error, ErrorKind, MetadataValue, SendSmsRequest,
+    BatchOptions, BatchOutcome, Error, ErrorKind, MetadataValue, Printable, SendSmsRequest,
 };
 
 use crate::args::{
     self, Arg, Args, ClientFlags, INPUT_CAP, KeyNeed, key_value, once, once_switch, shown,
 };
-use crate::output::{self, DETAIL_CAP, Failure, TEXT_CAP, Violation, clean};
+use crate::output::{self, DETAIL_CAP, ECHO_CAP, Failure, TEXT_CAP, Violation};
 
 /// The help lines of `send`'s own options.
 pub const HELP: &str = "\
@@ -189,18 +187,17 @@ impl SendArgs {
         })
     }
 
-    /// The request: the `--request` object, if any, with the flags laid over it; and the
-    /// fields that object has.
-    fn build_request(&self) -> Result<(SendSmsRequest, BTreeSet<String>), Failure> {
-        let (mut req, in_file) = match (&self.request, self.request_name()) {
+    /// The request: the `--request` object, if any, with the flags laid over it.
+    fn build_request(&self) -> Result<SendSmsRequest, Failure> {
+        let mut req = match (&self.request, self.request_name()) {
             (Some(path), Some(name)) => parse_request(&name, path)?,
-            _ => (SendSmsRequest::new("", ""), BTreeSet::new()),
+            _ => SendSmsRequest::new("", ""),
         };
         if let Some(v) = &self.from {
-            req.from.clone_from(v);
+            req = req.from(v.as_str());
         }
         if let Some(v) = &self.to {
-            req.to.clone_from(v);
+            req = req.to(v.as_str());
         }
         if let Some(v) = &self.text {
             req.text = Some(v.clone());
@@ -214,7 +211,7 @@ impl SendArgs {
         if let Some(k) = &self.idempotency_key {
             req.idempotency_key = Some(k.clone());
         }
-        Ok((req, in_file))
+        Ok(req)
     }
 
     /// The flag that supplied the field a violation names, if a flag did.
@@ -237,9 +234,8 @@ impl SendArgs {
         }
     }
 
-    /// A validation error, told in terms of the flags and the file that supplied each field;
-    /// `in_file` holds the fields the `--request` object has (given, if empty).
-    fn explain(&self, e: &Error, in_file: &BTreeSet<String>) -> Failure {
+    /// A validation error, told in terms of the flags and the file that supplied each field.
+    fn explain(&self, e: &Error) -> Failure {
         if e.kind() != ErrorKind::Validation {
             return Failure::from_error(e);
         }
@@ -248,17 +244,14 @@ impl SendArgs {
         let mut json = Vec::new();
         for v in e.violations() {
             let flag = self.flag_for(v);
-            let in_request = match v.path() {
-                [body, name] if body == "body" => in_file.contains(name),
-                _ => false,
-            };
-            let out = Violation::of(v, flag, flag.is_some() || in_request);
+            let out = Violation::of(v, flag);
             let field = out.field.as_deref().unwrap_or_default();
             let msg = &out.message;
             parts.push(match (flag, &request) {
                 (Some(flag), _) => format!("{flag}: {msg} ({field})"),
                 (None, Some(name)) => match option_for(field) {
-                    Some(opt) if !in_request && v.code() == "missing" => {
+                    // Left out of the object: an option can fill it.
+                    Some(opt) if v.code() == "missing" => {
                         format!("{name}: {field}: {msg} (or give {opt})")
                     }
                     _ => format!("{name}: {}", out.text()),
@@ -291,9 +284,8 @@ fn option_for(field: &str) -> Option<&'static str> {
     }
 }
 
-/// Reads and parses the `--request` object; `name` is how messages call it. Also returns the
-/// names of the fields the object has.
-fn parse_request(name: &str, path: &str) -> Result<(SendSmsRequest, BTreeSet<String>), Failure> {
+/// Reads and parses the `--request` object; `name` is how messages call it.
+fn parse_request(name: &str, path: &str) -> Result<SendSmsRequest, Failure> {
     let text = args::read_text("--request", path, INPUT_CAP).map_err(Failure::usage)?;
     let invalid = |why: String| Failure::invalid(format!("{name}: {why}"), Vec::new());
     const EXAMPLE: &str = r#"{"from": "+15550001111", "to": "+15550002222", "text": "Hi"}"#;
@@ -303,18 +295,14 @@ fn parse_request(name: &str, path: &str) -> Result<(SendSmsRequest, BTreeSet<Str
         )));
     }
     // First as any JSON, to say what it is when it is not an object...
-    let mut fields = BTreeSet::new();
     let found = match serde_json::from_str::<Value>(&text) {
         Err(e) => {
             return Err(invalid(format!(
                 "not valid JSON: {}",
-                output::cap(&e.to_string(), DETAIL_CAP)
+                output::cut(&e.to_string(), DETAIL_CAP)
             )));
         }
-        Ok(Value::Object(o)) => {
-            fields.extend(o.into_iter().map(|(k, _)| k));
-            None
-        }
+        Ok(Value::Object(_)) => None,
         Ok(Value::Array(_)) => Some("an array"),
         Ok(Value::String(_)) => Some("a string"),
         Ok(Value::Number(_)) => Some("a number"),
@@ -327,16 +315,14 @@ fn parse_request(name: &str, path: &str) -> Result<(SendSmsRequest, BTreeSet<Str
         )));
     }
     // ...then as the request, whose errors carry line and column.
-    let req = serde_json::from_str(&text)
-        .map_err(|e| invalid(output::cap(&e.to_string(), DETAIL_CAP)))?;
-    Ok((req, fields))
+    serde_json::from_str(&text).map_err(|e| invalid(output::cut(&e.to_string(), DETAIL_CAP)))
 }
 
 /// Runs one `send`. After the SMS is sent nothing makes this fail: if stdout cannot take the
 /// answer, a note goes to stderr and the exit is still 0, so that a wrapper that retries
 /// failures cannot text the person twice.
 pub fn run(a: &SendArgs) -> Result<(), Failure> {
-    let (req, in_file) = a.build_request()?;
+    let req = a.build_request()?;
     let need = if a.dry_run {
         KeyNeed::PlaceholderIfNone
     } else {
@@ -346,7 +332,7 @@ pub fn run(a: &SendArgs) -> Result<(), Failure> {
     let assistant_id = a.assistant_id.as_deref().unwrap_or_default();
     let prepared = client
         .prepare(assistant_id, &req)
-        .map_err(|e| a.explain(&e, &in_file))?;
+        .map_err(|e| a.explain(&e))?;
     if a.dry_run {
         return output::write_stdout(&output::dry_run(&prepared, a.client.json))
             .map_err(Failure::stdout);
@@ -361,14 +347,14 @@ pub fn run(a: &SendArgs) -> Result<(), Failure> {
                 .resend_in_doubt(a.resend_in_doubt);
             let r = client
                 .send_journaled(assistant_id, &req, &options)
-                .map_err(|e| a.explain(&e, &in_file))?;
+                .map_err(|e| a.explain(&e))?;
             match r.outcome {
                 BatchOutcome::Sent(res) => {
                     if r.from_journal && !a.client.json {
                         output::stderr_line(&format!(
                             "telnyx-sms: note: an earlier run sent it (the journal {} says \
                              so): nothing was sent now",
-                            clean(path, 200)
+                            Printable::new(path, ECHO_CAP)
                         ));
                     }
                     res
@@ -389,7 +375,7 @@ pub fn run(a: &SendArgs) -> Result<(), Failure> {
         output::stderr_line(&format!(
             "telnyx-sms: note: the sms was sent, but stdout could not take the answer ({e}); \
              conversation id: {}; idempotency key: {}",
-            clean(id, TEXT_CAP),
+            Printable::new(id, TEXT_CAP),
             key.unwrap_or("none")
         ));
     }

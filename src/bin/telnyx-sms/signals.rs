@@ -9,8 +9,8 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicUsize, Ordering};
 
-/// The exit code after a signal: 128 + SIGINT, as shells report an interrupted command.
-pub const EXIT: u8 = 130;
+#[cfg(unix)]
+use crate::exit;
 
 static RECEIVED: AtomicUsize = AtomicUsize::new(0);
 /// The library's stop flag (leaked: it lives as long as the process).
@@ -48,7 +48,7 @@ extern "C" fn on_signal(_: libc::c_int) {
         // SAFETY: _exit is async-signal-safe; the process ends here.
         #[allow(unsafe_code)]
         unsafe {
-            libc::_exit(i32::from(EXIT));
+            libc::_exit(i32::from(exit::SIGNAL));
         }
     }
     let flag = FLAG.load(Ordering::SeqCst);

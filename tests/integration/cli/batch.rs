@@ -538,7 +538,7 @@ fn an_invalid_line_has_the_violation_shape_of_send() {
     assert_eq!(
         results(&r)[0]["violations"],
         serde_json::json!([{
-            "field": "body.to", "message": "must not be empty", "code": "missing", "flag": null
+            "field": "body.to", "message": "must not be empty", "code": "blank", "flag": null
         }])
     );
 }
@@ -747,7 +747,8 @@ fn a_dry_run_to_a_closed_stdout_exits_1() {
 // Reaped by `wait4` below, which std's `wait` cannot do (it gives no resource usage).
 #[allow(clippy::zombie_processes)]
 fn peak_rss(args: &[&str]) -> (i32, i64) {
-    let child = command(args, false)
+    // With a key, so that a run that needs one checks its input (and does not stop before).
+    let child = command(args, true)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()

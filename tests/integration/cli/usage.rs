@@ -260,7 +260,7 @@ fn validation_errors_name_the_flag_that_gave_the_field() {
         serde_json::json!({
             "field": "body.from",
             "message": "must not be empty",
-            "code": "missing",
+            "code": "blank",
             "flag": "--from",
         })
     );
@@ -291,6 +291,11 @@ fn request_file_problems_say_what_is_wrong() {
             br#"{"from":"+1"}"#,
             "--request stdin: body.to: field required (or give --to)",
         ),
+        // Given empty is not left out: no option is suggested.
+        (
+            br#"{"from":"","to":"+2"}"#,
+            "--request stdin: body.from: must not be empty\n",
+        ),
         (b"not json", "--request stdin: not valid JSON"),
         (b"", "--request stdin: empty; expected a JSON object"),
         (b" \n\t", "--request stdin: empty; expected a JSON object"),
@@ -318,6 +323,10 @@ fn request_file_problems_say_what_is_wrong() {
         let r = run_with(&args, true, Some(doc));
         refused(&args, want, &r);
     }
+    // A field the object leaves out, given empty by its flag: empty, not missing.
+    let with_from = [&args[..], &["--from", ""]].concat();
+    let r = run_with(&with_from, true, Some(br#"{"to":"+2"}"#));
+    refused(&with_from, "--from: must not be empty (body.from)\n", &r);
     // A file, named by its path; a missing file.
     let path = temp_file("empty.json", b"");
     let p = path.to_str().unwrap();
@@ -343,33 +352,34 @@ fn request_file_problems_say_what_is_wrong() {
 #[test]
 fn bad_api_key_files_name_the_file_and_the_fix_without_quoting_it() {
     // `run_with` checks that no output contains the key's text ("secret0123").
+    // Trimmed, the key must pass the library's check_api_key, whose words these are.
     let cases: &[(&str, &[u8], &str)] = &[
+        ("empty", b"", "invalid configuration: the api key is empty"),
         (
-            "empty",
-            b"",
-            "the file is empty: write the key (and nothing else) into it",
+            "blank",
+            b" \n",
+            "invalid configuration: the api key is empty",
         ),
-        ("blank", b" \n", "the file is empty"),
         (
             "bearer",
             b"Bearer KEYsecret0123\n",
-            "the file starts with 'Bearer ': the file must hold the key alone; remove the prefix",
+            "invalid configuration: the api key starts with `Bearer `: give the key alone (the client adds `Bearer`)",
         ),
         (
             "twowords",
             b"KEYsecret0123 other\n",
-            "the file holds more than one word",
+            "invalid configuration: the api key contains whitespace",
         ),
         (
             "assign",
             b"TELNYX_API_KEY = KEYsecret0123\n",
-            "the file holds more than one word",
+            "invalid configuration: the api key contains `=`: it looks like a `.env` line",
         ),
         ("latin1", b"KEYsecret0123\xe9\n", "not UTF-8 text"),
         (
             "accent",
             "KEYsecret0123\u{e9}".as_bytes(),
-            "the file holds characters that cannot be sent in an HTTP header",
+            "invalid configuration: the api key contains characters that cannot be sent in an HTTP header",
         ),
         ("missing", b"", "cannot read it"),
     ];
@@ -586,7 +596,8 @@ fn echoed_arguments_are_escaped_and_capped() {
     }
     let r = run(&[long.as_str()]);
     assert!(
-        r.stderr.contains(&format!("'{}…'", "x".repeat(200))),
+        // At most 200 characters, the ellipsis included.
+        r.stderr.contains(&format!("'{}…'", "x".repeat(199))),
         "{}",
         r.stderr
     );
