@@ -502,7 +502,24 @@ struct Feed<'a, I> {
     closed: bool,
 }
 
-impl<I: Iterator<Item = SendSmsRequest>> Feed<'_, I> {
+impl<'a, I: Iterator<Item = SendSmsRequest>> Feed<'a, I> {
+    fn new(
+        requests: I,
+        assistant_id: &'a str,
+        options: &'a BatchOptions,
+        journal: Option<&'a Journal>,
+    ) -> Self {
+        Feed {
+            requests,
+            next_index: 0,
+            seen: HashMap::new(),
+            assistant_id,
+            options,
+            journal,
+            closed: false,
+        }
+    }
+
     /// The next request to act on, prepared and checked against the earlier ones and the
     /// journal. Done under the feed's lock, so requests are numbered, and duplicates found,
     /// in input order.
@@ -759,15 +776,12 @@ impl Client {
             Some(path) => Some(Journal::read(path, assistant_id)?),
             None => None,
         };
-        let mut feed = Feed {
-            requests: requests.into_iter(),
-            next_index: 0,
-            seen: HashMap::new(),
+        let mut feed = Feed::new(
+            requests.into_iter(),
             assistant_id,
             options,
-            journal: journal.as_ref(),
-            closed: false,
-        };
+            journal.as_ref(),
+        );
         let mut check = BatchCheck::default();
         while let Some((index, plan)) = feed.next(self) {
             check.total += 1;
@@ -893,15 +907,12 @@ impl Client {
         };
         let started = Instant::now();
         let pacer = Pacer::new(options.rate, options.throttle_budget);
-        let feed = Mutex::new(Feed {
-            requests: requests.into_iter(),
-            next_index: 0,
-            seen: HashMap::new(),
+        let feed = Mutex::new(Feed::new(
+            requests.into_iter(),
             assistant_id,
             options,
-            journal: journal.as_ref(),
-            closed: false,
-        });
+            journal.as_ref(),
+        ));
         let sink = Mutex::new(Sink {
             on_result,
             summary: BatchSummary::default(),
