@@ -7,6 +7,7 @@
 mod batch;
 mod failures;
 mod journal;
+mod probe_journal;
 mod send;
 mod tls;
 mod usage;
