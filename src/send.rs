@@ -29,10 +29,13 @@ pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 /// nothing for it): space them, and pass on a wait the server asked for, which holds every
 /// worker of the batch.
 pub(crate) trait Pace {
-    /// Waits until this attempt may start.
-    fn before_attempt(&self);
+    /// Waits until this attempt may start; `false`: the batch is being stopped, and the
+    /// attempt must not start.
+    fn before_attempt(&self) -> bool;
     /// A `429` or `503` asked every client to wait `wait`.
     fn server_wait(&self, wait: Duration);
+    /// Sleeps `wait` before a retry; `false`: the batch is being stopped (it wakes early).
+    fn sleep(&self, wait: Duration) -> bool;
 }
 
 /// One failed attempt, before the retry loop decides what to do with it.
@@ -204,7 +207,15 @@ pub(crate) fn send(
     let mut retry: u32 = 0;
     loop {
         if let Some((pacer, _)) = batch {
-            pacer.before_attempt();
+            if !pacer.before_attempt() {
+                // Stopped before this attempt (the first one only comes here when the batch
+                // was stopped after the request was taken): nothing more is sent.
+                return Err(Error::transport(
+                    "not attempted: the batch was stopped before this attempt",
+                    false,
+                )
+                .finish(retry, key, any_maybe_sent, started.elapsed()));
+            }
         }
         // Only the debug record needs the attempt's own start.
         let attempt_started =
@@ -282,7 +293,19 @@ pub(crate) fn send(
             source.describe(),
             failure.error
         );
-        std::thread::sleep(wait);
+        let go_on = match batch {
+            Some((pacer, _)) => pacer.sleep(wait),
+            None => {
+                std::thread::sleep(wait);
+                true
+            }
+        };
+        if !go_on {
+            // The batch is being stopped: no retry; this failure is the send's outcome.
+            return Err(failure
+                .error
+                .finish(retry + 1, key, any_maybe_sent, started.elapsed()));
+        }
         retry += 1;
     }
 }

@@ -261,6 +261,9 @@ impl Journal {
                     salt: journal.salt.clone(),
                 };
                 journal.write_line(&serde_json::to_vec(&header).expect("a header serializes"))?;
+                // A new file's name is in its directory, which must reach the disk too, or a
+                // power cut could lose the whole journal.
+                sync_dir(path).map_err(|e| io_error(path, "its directory cannot be synced", &e))?;
             }
         }
         journal.append(&Record::Run {
@@ -445,6 +448,21 @@ impl Journal {
         out.broken.get_or_insert_with(|| err.to_string());
         err
     }
+}
+
+/// Syncs the directory holding `path` (on Unix; elsewhere a no-op).
+fn sync_dir(path: &Path) -> io::Result<()> {
+    #[cfg(unix)]
+    {
+        let dir = match path.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d,
+            _ => Path::new("."),
+        };
+        File::open(dir)?.sync_all()?;
+    }
+    #[cfg(not(unix))]
+    let _ = path;
+    Ok(())
 }
 
 fn check_assistant(h: &Header, path: &Path, assistant_id: &str) -> Result<(), Error> {

@@ -188,8 +188,10 @@ impl BatchOptions {
     }
 
     /// A flag that, once set (from a signal handler, another thread, ...), stops the batch
-    /// from starting sends: the requests in flight finish (and are reported and journaled),
-    /// the rest are not read, and `send_batch` returns.
+    /// from starting sends: the requests in flight finish (and are reported and journaled;
+    /// their retries are not made), a request waiting for its turn (a rate slot, a pause) is
+    /// reported as not attempted and not sent, the rest are not read, and `send_batch`
+    /// returns.
     ///
     /// Defaults to none.
     #[must_use]
@@ -619,8 +621,8 @@ impl<'a, I: Iterator<Item = SendSmsRequest>> Feed<'a, I> {
                 let e = Error::validation(vec![Violation::new(
                     &["journal", &index.to_string()],
                     "differs from the request the journal recorded at this position (another \
-                     body or key): the input changed since the journal's run; use the input it \
-                     was made with, or a new journal",
+                     body or key): the input, or an option that shapes it (the key prefix, a \
+                     default sender), changed since the journal's run",
                     "journal_mismatch",
                 )]);
                 return settled(key, BatchOutcome::Failed(e), false);
@@ -906,7 +908,7 @@ impl Client {
             None => None,
         };
         let started = Instant::now();
-        let pacer = Pacer::new(options.rate, options.throttle_budget);
+        let pacer = Pacer::new(options.rate, options.throttle_budget, options.stop.clone());
         let feed = Mutex::new(Feed::new(
             requests.into_iter(),
             assistant_id,
@@ -1015,12 +1017,26 @@ impl Client {
             .finish(0, key, false, Duration::ZERO);
             return BatchOutcome::Failed(e);
         }
+        // The slot first (a rate wait, a pause), then the start on disk: a kill during the wait
+        // leaves nothing in doubt, and a stop during it sends nothing.
+        if !pacer.before_attempt() {
+            let e = Error::transport(
+                "not attempted: the batch was stopped (a signal) before this request's turn",
+                false,
+            )
+            .finish(0, key, false, Duration::ZERO);
+            return BatchOutcome::Failed(e);
+        }
         if let Some(Err(e)) = journal.map(|j| j.start(index, key.unwrap_or(""), pin)) {
             // Not on disk, so not sent: a send the journal does not know of could be sent
             // again by a re-run.
             return BatchOutcome::Failed(e);
         }
-        let result = self.send_paced(prepared, Some((pacer as &dyn crate::send::Pace, index)));
+        let slot_taken = SlotTaken {
+            pacer,
+            first: std::cell::Cell::new(true),
+        };
+        let result = self.send_paced(prepared, Some((&slot_taken, index)));
         if let Some(Err(e)) = journal.map(|j| j.finish(index, result.as_ref())) {
             {
                 // The start is on disk: a re-run treats this request as in doubt.
@@ -1128,11 +1144,35 @@ impl Client {
                 return Ok(result(BatchOutcome::InDoubt { reason }, true));
             }
         }
-        let pacer = Pacer::new(None, options.throttle_budget);
+        let pacer = Pacer::new(None, options.throttle_budget, options.stop.clone());
         Ok(result(
             self.send_journaled_one(index, &prepared, &pin, &pacer, Some(&journal)),
             false,
         ))
+    }
+}
+
+/// The pacer for a request whose first slot was taken before its start was journaled: the
+/// first attempt goes at once (unless the batch is being stopped), the retries wait as usual.
+struct SlotTaken<'a> {
+    pacer: &'a Pacer,
+    first: std::cell::Cell<bool>,
+}
+
+impl crate::send::Pace for SlotTaken<'_> {
+    fn before_attempt(&self) -> bool {
+        if self.first.replace(false) {
+            return !self.pacer.stopping();
+        }
+        self.pacer.before_attempt()
+    }
+
+    fn server_wait(&self, wait: Duration) {
+        crate::send::Pace::server_wait(self.pacer, wait);
+    }
+
+    fn sleep(&self, wait: Duration) -> bool {
+        self.pacer.sleep(wait)
     }
 }
 

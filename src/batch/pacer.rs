@@ -1,7 +1,8 @@
 //! Pacing shared by a batch's workers: a smooth rate limit and a pause the server can ask
 //! for on everyone's behalf.
 
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// Spaces the attempts of all workers and holds them all while the server asked for a pause.
@@ -11,6 +12,8 @@ pub(crate) struct Pacer {
     interval: Option<Duration>,
     /// The most the server's pauses may add up to before the batch stops.
     budget: Duration,
+    /// The caller's stop flag (a signal): once set, waits end early and nothing starts.
+    stop: Option<Arc<AtomicBool>>,
     state: Mutex<State>,
 }
 
@@ -31,11 +34,16 @@ impl Pacer {
     /// A pacer for at most `per_second` attempt starts per second, evenly spaced (none: no
     /// limit).
     /// The server's pauses may add up to `budget`; the one that goes past it stops the batch.
-    pub(crate) fn new(per_second: Option<f64>, budget: Duration) -> Pacer {
+    pub(crate) fn new(
+        per_second: Option<f64>,
+        budget: Duration,
+        stop: Option<Arc<AtomicBool>>,
+    ) -> Pacer {
         let now = Instant::now();
         Pacer {
             interval: per_second.map(|r| Duration::from_secs_f64(1.0 / r)),
             budget,
+            stop,
             state: Mutex::new(State {
                 next_slot: now,
                 paused_until: now,
@@ -48,28 +56,62 @@ impl Pacer {
     /// Waits until this worker may start an attempt: no pause is on, and (with a rate) its
     /// slot has come. Slots are handed out one interval apart and never saved up, so the
     /// attempts are evenly spaced: no burst after an idle spell or at each second's start.
-    pub(crate) fn before_attempt(&self) {
+    /// `false` when the stop flag is set (at once, or during the wait): the attempt must
+    /// not start.
+    pub(crate) fn before_attempt(&self) -> bool {
         loop {
+            if self.stopping() {
+                return false;
+            }
             let now = Instant::now();
             let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
             if s.paused_until > now {
                 let wait = s.paused_until - now;
                 drop(s);
-                std::thread::sleep(wait);
+                if !self.sleep(wait) {
+                    return false;
+                }
                 continue;
             }
             let Some(interval) = self.interval else {
-                return;
+                return true;
             };
             let slot = s.next_slot.max(now);
             s.next_slot = slot + interval;
             drop(s);
-            std::thread::sleep(slot.saturating_duration_since(now));
+            if !self.sleep(slot.saturating_duration_since(now)) {
+                return false;
+            }
             // A pause that began meanwhile holds this attempt too (it takes a new slot).
             let s = self.state.lock().unwrap_or_else(|p| p.into_inner());
             if s.paused_until <= Instant::now() {
-                return;
+                return true;
             }
+        }
+    }
+
+    /// Whether the caller's stop flag is set.
+    pub(crate) fn stopping(&self) -> bool {
+        self.stop.as_ref().is_some_and(|f| f.load(Ordering::SeqCst))
+    }
+
+    /// Sleeps `wait`, in steps of at most 50 ms while a stop flag may end it; `false` when it
+    /// did.
+    pub(crate) fn sleep(&self, wait: Duration) -> bool {
+        if self.stop.is_none() {
+            std::thread::sleep(wait);
+            return true;
+        }
+        let until = Instant::now() + wait;
+        loop {
+            if self.stopping() {
+                return false;
+            }
+            let left = until.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return true;
+            }
+            std::thread::sleep(left.min(Duration::from_millis(50)));
         }
     }
 
@@ -104,8 +146,12 @@ impl Pacer {
 }
 
 impl crate::send::Pace for Pacer {
-    fn before_attempt(&self) {
-        Pacer::before_attempt(self);
+    fn before_attempt(&self) -> bool {
+        Pacer::before_attempt(self)
+    }
+
+    fn sleep(&self, wait: Duration) -> bool {
+        Pacer::sleep(self, wait)
     }
 
     /// All wait, or, for longer than a send waits, the batch stops sending.
@@ -124,7 +170,7 @@ mod tests {
 
     #[test]
     fn slots_are_evenly_spaced_and_never_saved_up() {
-        let p = Pacer::new(Some(200.0), Duration::MAX); // 5 ms apart
+        let p = Pacer::new(Some(200.0), Duration::MAX, None); // 5 ms apart
         let start = Instant::now();
         for _ in 0..5 {
             p.before_attempt();
@@ -141,7 +187,7 @@ mod tests {
 
     #[test]
     fn a_pause_holds_every_attempt() {
-        let p = Pacer::new(None, Duration::MAX);
+        let p = Pacer::new(None, Duration::MAX, None);
         p.pause_all(Duration::from_millis(40));
         let t = Instant::now();
         p.before_attempt();
@@ -169,7 +215,7 @@ mod budget_tests {
 
     #[test]
     fn pauses_past_the_budget_stop_the_batch() {
-        let p = Pacer::new(None, Duration::from_millis(25));
+        let p = Pacer::new(None, Duration::from_millis(25), None);
         p.pause_all(Duration::from_millis(10));
         p.pause_all(Duration::from_millis(10));
         assert_eq!(p.stopped(), None);

@@ -227,6 +227,60 @@ pub fn parse(args: &mut Args) -> Result<Option<BatchArgs>, Failure> {
     Ok(Some(a))
 }
 
+/// The input file's canonical path (the default journal follows the file, not the name it
+/// was reached by: a symlink or another path to it finds the same journal); none for stdin.
+fn canonical_input(input: &str) -> Option<String> {
+    if input == "-" {
+        return None;
+    }
+    let path = std::fs::canonicalize(input).ok()?;
+    path.to_str().map(str::to_owned)
+}
+
+/// The default journals of `input` beside it: `INPUT.journal` (no shard count) and
+/// `INPUT.shard-K-of-N.journal` (N).
+fn default_journals(input: &str) -> Vec<(String, Option<u32>)> {
+    let path = std::path::Path::new(input);
+    let (Some(dir), Some(name)) = (path.parent(), path.file_name().and_then(|n| n.to_str())) else {
+        return Vec::new();
+    };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut found = Vec::new();
+    for entry in entries.flatten() {
+        let file = entry.file_name();
+        let Some(file) = file.to_str() else { continue };
+        let Some(rest) = file.strip_prefix(name) else {
+            continue;
+        };
+        let n = if rest == ".journal" {
+            None
+        } else if let Some(kn) = rest
+            .strip_prefix(".shard-")
+            .and_then(|r| r.strip_suffix(".journal"))
+        {
+            match kn.split_once("-of-").and_then(|(_, n)| n.parse().ok()) {
+                Some(n) => Some(n),
+                None => continue,
+            }
+        } else {
+            continue;
+        };
+        found.push((entry.path().to_string_lossy().into_owned(), n));
+    }
+    found.sort();
+    found
+}
+
+/// Whether two paths name one existing file.
+fn same_file(a: &str, b: &str) -> bool {
+    match (std::fs::canonicalize(a), std::fs::canonicalize(b)) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => false,
+    }
+}
+
 /// `--shard K/N`, with `0 <= K < N`.
 fn shard(flag: &str, v: &str) -> Result<(u32, u32), Failure> {
     let parsed = v
@@ -330,11 +384,53 @@ impl BatchArgs {
         if let Some(j) = &self.journal {
             return Some(j.clone());
         }
-        let input = self.input.as_deref().filter(|i| *i != "-")?;
+        let input = canonical_input(self.input.as_deref()?)?;
         Some(match self.shard {
             Some((k, n)) => format!("{input}.shard-{k}-of-{n}.journal"),
             None => format!("{input}.journal"),
         })
+    }
+
+    /// Refuses a journal choice that would send again what another journal of this input
+    /// shows sent: `--no-journal`, or a default journal for another shard count, beside an
+    /// existing default journal of the same input; and a `--journal` that is the input.
+    fn check_journal_choice(&self) -> Result<(), Failure> {
+        let Some(input) = self.input.as_deref().and_then(canonical_input) else {
+            return Ok(());
+        };
+        if let Some(j) = &self.journal {
+            if same_file(j, &input) {
+                return Err(Failure::usage(format!(
+                    "--journal {} is the input file itself: give the journal its own path",
+                    shown(j)
+                )));
+            }
+            return Ok(());
+        }
+        let mine_n = self.shard.map(|(_, n)| n);
+        let others: Vec<String> = default_journals(&input)
+            .into_iter()
+            .filter(|(_, n)| self.no_journal || *n != mine_n)
+            .map(|(path, _)| path)
+            .collect();
+        let Some(other) = others.first() else {
+            return Ok(());
+        };
+        let what = if self.no_journal {
+            "--no-journal".to_owned()
+        } else {
+            format!(
+                "the journal {}",
+                Printable::new(&self.journal_path().unwrap_or_default(), ECHO_CAP)
+            )
+        };
+        Err(Failure::usage(format!(
+            "this input already has the journal {}: a run with {what} would send again every \
+             line that one shows sent; pass --journal {} (with the --shard it was made with) \
+             to go on with it, or move it away if its lines are to be sent again",
+            Printable::new(other, ECHO_CAP),
+            Printable::new(other, ECHO_CAP)
+        )))
     }
 
     /// Whether the line at `pos` (among the non-blank lines, from 0) is in this run's shard.
@@ -787,6 +883,7 @@ pub fn run(a: &BatchArgs) -> Result<(), Failure> {
     if let (Some(hint), false) = (survey.hint_about_from(), a.client.json) {
         output::stderr_line(&format!("telnyx-sms: note: {hint}"));
     }
+    a.check_journal_choice()?;
     let journal = a.journal_path();
     if let (Some(j), false) = (&journal, a.dry_run) {
         // The journal pins its input: a line that differs from what it recorded (another
@@ -932,9 +1029,13 @@ fn changed_input(journal: &str, changed: &[(u32, String)], count: usize, as_json
     let first = changed.first().map_or(0, |c| c.0);
     Failure::invalid(
         format!(
-            "{} of the input differ from what the journal {} recorded (line {first} first), so \
-             nothing was sent: use the input the journal was made with, or a new --journal",
+            "{} of the input {} from what the journal {} recorded (line {first} first), so \
+             nothing was sent: use the input (and the --key-prefix and --from) the journal was \
+             made with; to send new or corrected lines, put only those in a new input file \
+             (it gets its own journal): a new --journal for this input would send again every \
+             line already sent",
             lines(count),
+            if count == 1 { "differs" } else { "differ" },
             Printable::new(journal, ECHO_CAP)
         ),
         violations,

@@ -74,7 +74,9 @@ OUTPUT:
     arguments are cut at 200 characters, server text at 1,000. With --json every error is
     {\"error\": {kind, message, status, request_id, errors, violations, attempts,
     idempotency_key, may_have_been_sent, retry_after_seconds}} (null or empty where not
-    applicable), with at most 100 errors and violations and strings cut at 2,000 characters.
+    applicable), with at most 100 errors and violations and strings cut at 2,000 characters;
+    kind is usage, config, validation, api, transport, decode, output, or in_doubt (send
+    --journal with a key the journal shows in doubt).
 
 LOGGING (-v, -vv, TELNYX_LOG):
     The library's records go to stderr, one line each, before any error line:

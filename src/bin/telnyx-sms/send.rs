@@ -122,12 +122,6 @@ pub fn parse(args: &mut Args) -> Result<Option<SendArgs>, Failure> {
     if a.assistant_id.is_none() {
         return Err(Failure::usage("missing --assistant-id"));
     }
-    if a.journal.is_some() && a.idempotency_key.is_none() {
-        return Err(Failure::usage(
-            "--journal needs --idempotency-key KEY: the journal finds the send by its key \
-             (use one derived from your own event id, the same on every run)",
-        ));
-    }
     if a.resend_in_doubt && a.journal.is_none() {
         return Err(Failure::usage(
             "--resend-in-doubt goes with --journal PATH (it resends what the journal shows in \
@@ -323,6 +317,13 @@ fn parse_request(name: &str, path: &str) -> Result<SendSmsRequest, Failure> {
 /// failures cannot text the person twice.
 pub fn run(a: &SendArgs) -> Result<(), Failure> {
     let req = a.build_request()?;
+    if a.journal.is_some() && req.idempotency_key.is_none() {
+        return Err(Failure::usage(
+            "--journal needs --idempotency-key KEY (or an \"idempotency_key\" in the --request \
+             file): the journal finds the send by its key (use one derived from your own event \
+             id, the same on every run)",
+        ));
+    }
     let need = if a.dry_run {
         KeyNeed::PlaceholderIfNone
     } else {
