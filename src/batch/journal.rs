@@ -336,9 +336,9 @@ impl Journal {
         Some(Error::validation(vec![crate::violation::Violation::new(
             &["journal", &index.to_string()],
             format!(
-                "is the request the journal recorded at position {at} (the same key): lines \
-                 were added or moved since the journal's run; use the input it was made with, \
-                 or a new journal"
+                "is what the journal recorded as request {} of the input, counting from 1 \
+                 (the same key): lines were added or moved since the journal's run",
+                at + 1
             ),
             "journal_mismatch",
         )]))

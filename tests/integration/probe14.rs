@@ -251,7 +251,10 @@ fn a_line_moved_by_an_insertion_is_not_sent_again() {
     let BatchOutcome::Failed(e) = &r[3].outcome else {
         unreachable!()
     };
-    assert!(e.to_string().contains("recorded at position 2"), "{e}");
+    assert!(
+        e.to_string().contains("recorded as request 3 of the input"),
+        "{e}"
+    );
     assert_eq!(model.performed().len(), 3);
     assert!(model.duplicate_bodies().is_empty());
     // Lines appended below (a legitimate growth of the input) are still sent.

@@ -885,9 +885,10 @@ pub fn run(a: &BatchArgs) -> Result<(), Failure> {
     }
     a.check_journal_choice()?;
     let journal = a.journal_path();
-    if let (Some(j), false) = (&journal, a.dry_run) {
+    if let Some(j) = &journal {
         // The journal pins its input: a line that differs from what it recorded (another
-        // body or key, a line added or moved) stops the batch before any send.
+        // body or key, a line added or moved) stops the batch before any send (a dry run
+        // too, so that it tells what the real run would do).
         if std::path::Path::new(j).exists() {
             let (changed, count) = a.changed_since_journal(&client, &engine, &survey, &text)?;
             if count > 0 {
