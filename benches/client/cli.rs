@@ -6,7 +6,7 @@
 //! (as many containers and Nix shells set them), the send costs at most 1.2× one with the
 //! bundled roots.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use super::support::tls::{CaFile, TlsConfig, ca_pem};
@@ -23,7 +23,7 @@ const SYSTEM_DIR: &str = "/etc/ssl/certs";
 
 /// One cold send: spawn the CLI, which builds its client (reading the trust the environment
 /// names), connects, does a full TLS handshake, sends one request and exits 0.
-fn send(binary: &str, base: &str, file: &Path, dir: Option<&str>) -> std::process::Output {
+fn send(binary: &str, base: &str, file: &Path, dirs: Option<&str>) -> std::process::Output {
     let mut cmd = Command::new(binary);
     cmd.args([
         "send",
@@ -41,10 +41,28 @@ fn send(binary: &str, base: &str, file: &Path, dir: Option<&str>) -> std::proces
     .env("SSL_CERT_FILE", file)
     .env_remove("SSL_CERT_DIR")
     .stdin(Stdio::null());
-    if let Some(dir) = dir {
-        cmd.env("SSL_CERT_DIR", dir);
+    if let Some(dirs) = dirs {
+        cmd.env("SSL_CERT_DIR", dirs);
     }
     cmd.output().expect("run telnyx-sms")
+}
+
+/// A directory holding the test CA alone (`test-ca.pem`), removed on drop.
+struct CaDir(PathBuf);
+
+impl CaDir {
+    fn new() -> CaDir {
+        let dir = std::env::temp_dir().join(format!("telnyx-sms-bench-ca-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("test-ca.pem"), ca_pem()).unwrap();
+        CaDir(dir)
+    }
+}
+
+impl Drop for CaDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }
 
 fn checked(out: std::process::Output) {
@@ -57,11 +75,14 @@ fn checked(out: std::process::Output) {
 }
 
 pub fn figures() -> Vec<Row> {
-    let Some(binary) = BINARY else {
+    // BENCH_CLI=PATH measures another build of the binary (an older one, say).
+    let other = std::env::var("BENCH_CLI").ok();
+    let Some(binary) = other.as_deref().or(BINARY) else {
         eprintln!("  skipped: the CLI is built only with `cargo bench --features cli`");
         return Vec::new();
     };
-    let Ok(system) = std::fs::read_to_string(SYSTEM_BUNDLE) else {
+    eprintln!("  binary: {binary}");
+    if !Path::new(SYSTEM_BUNDLE).is_file() {
         eprintln!("  skipped: no system bundle at {SYSTEM_BUNDLE}");
         return Vec::new();
     };
@@ -71,27 +92,31 @@ pub fn figures() -> Vec<Row> {
         .counting()
         .start();
     let base = server.base_url();
-    // (A) The system's bundle, with the test CA appended so that the local server is trusted,
-    // in SSL_CERT_FILE, and the system's directory (`NAME.pem` and `HASH.0` links to
-    // /usr/share/ca-certificates, and the bundle itself) in SSL_CERT_DIR.
-    let bundle = CaFile::with_contents(&format!("{system}\n{}", ca_pem()));
+    // (A) The system's trust store as the issue found it set (many containers and Nix shells
+    // set it so): SSL_CERT_FILE names the system bundle, and SSL_CERT_DIR the system's
+    // directory (`NAME.pem` links to /usr/share/ca-certificates, a `HASH.0` link to each, and
+    // the bundle itself), followed by a directory holding the test CA alone, so that the local
+    // server is trusted: every root is named three times.
+    let ca_dir = CaDir::new();
+    let dirs = format!("{SYSTEM_DIR}:{}", ca_dir.0.display());
     // (B) The bundled roots cannot vouch for the test CA, so the baseline trusts the test CA
     // alone, through the same variable: the same code path reading one certificate instead
     // of the built-in roots (which cost nothing to read: they are compiled in). This is as
     // close to "the bundled roots" as a send that succeeds can be; it costs a file read and
     // one parse more than them, some 20 µs of a few ms.
     let ca_only = CaFile::new();
-    checked(send(binary, &base, bundle.path(), Some(SYSTEM_DIR)));
+    let system = Path::new(SYSTEM_BUNDLE);
+    checked(send(binary, &base, system, Some(&dirs)));
     checked(send(binary, &base, ca_only.path(), None));
 
     let c = compare(
-        "cold CLI send over TLS (a new telnyx-sms process), SSL_CERT_FILE = the system bundle \
-         + the test CA, SSL_CERT_DIR=/etc/ssl/certs",
+        "cold CLI send over TLS (a new telnyx-sms process), SSL_CERT_FILE = the system bundle, \
+         SSL_CERT_DIR = the system directory + one holding the test CA",
         "the same, SSL_CERT_FILE = the test CA alone (the bundled roots cannot trust it)",
         scaled(40),
         scaled(5),
         || checked(send(binary, &base, ca_only.path(), None)),
-        || checked(send(binary, &base, bundle.path(), Some(SYSTEM_DIR))),
+        || checked(send(binary, &base, system, Some(&dirs))),
     );
     let met = c.cost_ratio <= 1.2;
     vec![Row {
