@@ -14,8 +14,12 @@ use super::support::{ScriptServer, Step};
 use super::{Row, scaled};
 use crate::harness::compare;
 
-/// The binary under test, when the bench was built with the `cli` feature.
-const BINARY: Option<&str> = option_env!("CARGO_BIN_EXE_telnyx-sms");
+/// The binary under test, when the bench was built with the `cli` feature. (Cargo names the
+/// path without the feature too, but then does not build it: a binary found there is stale.)
+#[cfg(feature = "cli")]
+const BINARY: Option<&str> = Some(env!("CARGO_BIN_EXE_telnyx-sms"));
+#[cfg(not(feature = "cli"))]
+const BINARY: Option<&str> = None;
 
 /// Where a Debian-style system keeps its bundle and its hashed directory.
 const SYSTEM_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
