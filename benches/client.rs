@@ -14,6 +14,8 @@ use telnyx_assistant_sms::{Client, SendSmsRequest};
 
 #[path = "client/batch.rs"]
 mod batch;
+#[path = "client/cli.rs"]
+mod cli;
 mod harness;
 #[path = "../tests/integration/support/mod.rs"]
 mod support;
@@ -121,7 +123,7 @@ fn main() {
         None => eprintln!("not pinned: loopback figures will be noisier"),
     }
 
-    // `BENCH_ONLY=tls,batch cargo bench` runs only those groups.
+    // `BENCH_ONLY=tls,batch cargo bench` runs only those groups (`cli` needs `--features cli`).
     let only = std::env::var("BENCH_ONLY").unwrap_or_default();
     let wanted = |group: &str| only.is_empty() || only.split(',').any(|g| g.trim() == group);
     let mut rows = Vec::new();
@@ -144,6 +146,10 @@ fn main() {
     if wanted("batch") {
         eprintln!("batch: the batch engine");
         rows.extend(batch::figures());
+    }
+    if wanted("cli") {
+        eprintln!("cli: a cold telnyx-sms send over TLS (`--features cli`)");
+        rows.extend(cli::figures());
     }
     if wanted("log") {
         eprintln!("log: what enabled log records cost");

@@ -8,12 +8,13 @@
 //! (a dry run) never pays for it.
 
 use std::collections::HashMap;
+use std::ffi::{OsStr, OsString};
 use std::path::Path;
 use std::sync::Arc;
 
 use crate::error::Error;
 #[cfg(feature = "rustls")]
-use crate::pem::{certificate_blocks, decode_block};
+use crate::pem::{certificate_ranges, decode_block};
 
 /// Where the trusted roots come from, as the builder was told.
 #[derive(Clone, Default)]
@@ -124,7 +125,7 @@ impl TrustPlan {
             TrustPlan::BuiltIn => Ok(built_in()),
             TrustPlan::Pem(pem) => {
                 let mut c = Collector::default();
-                c.add_bundle(pem, "the root_certificates_pem bundle")?;
+                c.add_bundle(Text::Given(pem.clone()), "the root_certificates_pem bundle")?;
                 Ok(c.into_trust("root_certificates_pem".to_owned()))
             }
             #[cfg(feature = "platform-verifier")]
@@ -168,7 +169,7 @@ fn from_env(file: Option<&str>, dirs: Option<&str>) -> Result<Trust, Error> {
             }
         })?;
         if let FileRead::Fresh(pem, id) = read {
-            let held = c.add_bundle(&pem, &what)?;
+            let held = c.add_bundle(pem, &what)?;
             c.held(id, held);
         }
         from.push(format!("{CERT_FILE_ENV}={}", crate::text::clean(path, 200)));
@@ -180,33 +181,9 @@ fn from_env(file: Option<&str>, dirs: Option<&str>) -> Result<Trust, Error> {
         let list: Vec<&str> = dirs.split(':').filter(|d| !d.is_empty()).collect();
         let mut found = 0;
         for dir in &list {
-            let Ok(entries) = std::fs::read_dir(dir) else {
-                continue;
-            };
-            // Sorted by name (one directory: no need to compare whole paths).
-            let mut names: Vec<_> = entries
-                .filter_map(Result::ok)
-                .map(|e| e.file_name())
-                .filter(|n| is_cert_file_name(n.as_ref()))
-                .collect();
-            names.sort_unstable();
-            let paths = names.into_iter().map(|n| Path::new(dir).join(n));
-            let before = found;
-            for path in paths {
-                // A file that cannot be read or holds no certificate (a key, say) is skipped,
-                // as OpenSSL skips it; so is one already read under another name (the
-                // `HASH.0` link to a `*.pem`, or the bundle `SSL_CERT_FILE` names).
-                match c.read(&path) {
-                    Ok(FileRead::Fresh(pem, id)) => {
-                        let held = c.add_bundle(&pem, "").unwrap_or(0);
-                        c.held(id, held);
-                        found += held;
-                    }
-                    Ok(FileRead::Seen(held)) => found += held,
-                    Err(_) => {}
-                }
-            }
-            if found > before {
+            let held = c.read_dir(Path::new(dir));
+            if held > 0 {
+                found += held;
                 from.push(format!("{CERT_DIR_ENV}={}", crate::text::clean(dir, 200)));
             }
         }
@@ -225,16 +202,17 @@ fn from_env(file: Option<&str>, dirs: Option<&str>) -> Result<Trust, Error> {
     Ok(c.into_trust(from.join(" and ")))
 }
 
-/// `*.pem`, `*.crt`, or `HASH.N` (eight hex digits, a dot, a number), as `openssl rehash`
-/// names the links it makes.
-fn is_cert_file_name(path: &Path) -> bool {
-    let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
+/// `*.pem`, `*.crt`, or a [hash name](is_hash_name).
+fn is_cert_file_name(name: &OsStr) -> bool {
+    let Some(name) = name.to_str() else {
         return false;
     };
     let lower = name.to_ascii_lowercase();
-    if lower.ends_with(".pem") || lower.ends_with(".crt") {
-        return true;
-    }
+    lower.ends_with(".pem") || lower.ends_with(".crt") || is_hash_name(name)
+}
+
+/// `HASH.N` (eight hex digits, a dot, a number), as `openssl rehash` names the links it makes.
+fn is_hash_name(name: &str) -> bool {
     match name.split_once('.') {
         Some((hash, n)) => {
             hash.len() == 8
@@ -265,26 +243,78 @@ type Cert = ureq::tls::Certificate<'static>;
 /// and a certificate is kept once whatever its files. A system directory in `SSL_CERT_DIR`
 /// names each root three times (`NAME.pem`, its `HASH.0` link and the bundle), and the bundle
 /// is often `SSL_CERT_FILE` too.
+///
+/// What this costs is mostly system calls (a system directory is some 150 files, each opened
+/// and read) and fresh memory (a new process faults in every page it touches), so each file
+/// is looked at with as few calls as it takes, and no certificate is copied more than once.
 #[derive(Default)]
 struct Collector {
+    /// The usable certificates, in the order met.
     #[cfg(feature = "rustls")]
     certs: Vec<Cert>,
-    /// The PEM text of every certificate block met, and whether rustls can use it.
+    /// The DER of those rustls cannot use (so that a repeat of one is known).
     #[cfg(feature = "rustls")]
-    seen_text: Seen,
-    /// The same by DER, for a repeat written differently (other line breaks, say).
+    unusable_der: Vec<Vec<u8>>,
+    /// The PEM texts that `seen_text` points into, kept whole (the bundle, mostly).
     #[cfg(feature = "rustls")]
-    seen_der: Seen,
+    texts: Vec<Text>,
+    /// Every certificate block met, by its place in `texts`, and whether rustls can use it.
+    #[cfg(feature = "rustls")]
+    seen_text: Seen<TextSeen>,
+    /// The same by DER (an index into `certs`, or `unusable_der`), for a repeat written
+    /// differently (other line breaks, say).
+    #[cfg(feature = "rustls")]
+    seen_der: Seen<DerSeen>,
     /// (device, inode) of every file read, and how many certificates it held.
     files: HashMap<(u64, u64), usize>,
+    /// The buffer files are read into, given back when a file held nothing new: a
+    /// directory's files are read one after another into the same memory.
+    buf: Vec<u8>,
     unusable: usize,
     duplicates: usize,
+    /// How many paths were looked up (`stat`) and files opened (tests count them).
+    #[cfg(test)]
+    looked_up: usize,
+    #[cfg(test)]
+    opened: usize,
+}
+
+/// A PEM text: a file's bytes, or a bundle given in code.
+enum Text {
+    Read(Vec<u8>),
+    Given(Arc<[u8]>),
+}
+
+impl AsRef<[u8]> for Text {
+    fn as_ref(&self) -> &[u8] {
+        match self {
+            Text::Read(v) => v,
+            Text::Given(a) => a,
+        }
+    }
+}
+
+/// Where a certificate block was met: `texts[text][range]`.
+#[cfg(feature = "rustls")]
+#[derive(Clone)]
+struct TextSeen {
+    text: usize,
+    range: std::ops::Range<usize>,
+    usable: bool,
+}
+
+/// Where a certificate's DER is kept: `certs[index]`, or `unusable_der[index]`.
+#[cfg(feature = "rustls")]
+#[derive(Clone, Copy)]
+struct DerSeen {
+    index: usize,
+    usable: bool,
 }
 
 /// What reading a file gave.
 enum FileRead {
     /// Its bytes, and its identity.
-    Fresh(Vec<u8>, Option<(u64, u64)>),
+    Fresh(Text, Option<(u64, u64)>),
     /// It was read before (under this name or another), and held this many certificates.
     Seen(usize),
 }
@@ -303,14 +333,73 @@ fn file_id(meta: &std::fs::Metadata) -> Option<(u64, u64)> {
     }
 }
 
+/// What a directory entry is, as far as reading it goes.
+enum Entry {
+    /// A file to read (or a link to follow to one).
+    File,
+    /// A symbolic link to another entry of the same directory (`HASH.0 -> NAME.pem`): it holds
+    /// what that entry holds, and is not opened.
+    Alias(usize),
+}
+
+/// The entry of `names` (sorted) that the symbolic link `path` names, if it names one of its
+/// own directory's entries by its bare name. One `readlink`, where following the link to the
+/// file would walk two links (`HASH.0 -> NAME.pem -> /usr/share/...`) once to look and once to
+/// open.
+fn sibling(path: &Path, names: &[(OsString, bool)]) -> Option<usize> {
+    let target = std::fs::read_link(path).ok()?;
+    let mut parts = target.components();
+    let (Some(std::path::Component::Normal(name)), None) = (parts.next(), parts.next()) else {
+        return None;
+    };
+    names
+        .binary_search_by(|(n, _)| n.as_os_str().cmp(name))
+        .ok()
+}
+
+/// Reads `file` into `buf` (emptied first), which `size` (from its metadata) sizes, in as
+/// few calls as it takes: a regular file's read comes back short only at its end, so once
+/// the bytes its metadata announced are in, a short read ends it (a file that grew is read
+/// on, to its end). Stops past [`MAX_BUNDLE_BYTES`].
+fn read_all(mut file: std::fs::File, buf: &mut Vec<u8>, size: u64) -> std::io::Result<()> {
+    use std::io::Read;
+    buf.clear();
+    let expected = usize::try_from(size.min(MAX_BUNDLE_BYTES)).unwrap_or(0);
+    loop {
+        let len = buf.len();
+        // Room for what is announced and one byte more (to see the end); past that (the
+        // file grew, or its metadata gave no size), a chunk at a time.
+        let room = if len <= expected {
+            expected + 1 - len
+        } else {
+            64 * 1024
+        };
+        buf.resize(len + room, 0);
+        let read = file.read(&mut buf[len..]);
+        buf.truncate(len + *read.as_ref().unwrap_or(&0));
+        let n = match read {
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        let done = n == 0 || (n < room && buf.len() == expected && expected > 0);
+        if done || buf.len() as u64 > MAX_BUNDLE_BYTES {
+            return Ok(());
+        }
+    }
+}
+
 impl Collector {
     /// Reads a PEM file: a regular file (not a FIFO, which could block forever, nor a device
     /// such as `/dev/zero`, which never ends) of at most [`MAX_BUNDLE_BYTES`], unless it was
     /// read already (under this name or another). The error is in words that follow the
     /// file's name.
     fn read(&mut self, path: &Path) -> Result<FileRead, (String, Option<std::io::Error>)> {
-        use std::io::Read;
         let cannot = |e: std::io::Error| (format!("cannot be read: {}", io_words(&e)), Some(e));
+        #[cfg(test)]
+        {
+            self.looked_up += 1;
+        }
         let meta = std::fs::metadata(path).map_err(cannot)?;
         if !meta.is_file() {
             return Err(("is not a regular file".to_owned(), None));
@@ -319,10 +408,13 @@ impl Collector {
         if let Some(held) = id.and_then(|id| self.files.get(&id)) {
             return Ok(FileRead::Seen(*held));
         }
-        // Sized from the metadata, so that a small file takes one read and one for its end.
-        let mut pem = Vec::with_capacity(meta.len().min(MAX_BUNDLE_BYTES) as usize + 1);
+        let mut pem = std::mem::take(&mut self.buf);
+        #[cfg(test)]
+        {
+            self.opened += 1;
+        }
         std::fs::File::open(path)
-            .and_then(|f| f.take(MAX_BUNDLE_BYTES + 1).read_to_end(&mut pem))
+            .and_then(|f| read_all(f, &mut pem, meta.len()))
             .map_err(cannot)?;
         if pem.len() as u64 > MAX_BUNDLE_BYTES {
             return Err((
@@ -330,7 +422,70 @@ impl Collector {
                 None,
             ));
         }
-        Ok(FileRead::Fresh(pem, id))
+        Ok(FileRead::Fresh(Text::Read(pem), id))
+    }
+
+    /// Reads the certificate files of one `SSL_CERT_DIR` directory (see
+    /// [`is_cert_file_name`]); returns how many certificates they held, repeats included. A
+    /// directory that cannot be listed holds none. A file that cannot be read or holds no
+    /// certificate (a key, say) is skipped, as OpenSSL skips it; so is one already read under
+    /// another name (the `HASH.0` link to a `*.pem`, or the bundle `SSL_CERT_FILE` names).
+    fn read_dir(&mut self, dir: &Path) -> usize {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return 0;
+        };
+        // Sorted by name (one directory: no need to compare whole paths), with whether each
+        // is a symbolic link (from the listing itself, where the file system tells).
+        let mut names: Vec<(OsString, bool)> = entries
+            .filter_map(Result::ok)
+            .filter(|e| is_cert_file_name(&e.file_name()))
+            .map(|e| {
+                let link = e.file_type().is_ok_and(|t| t.is_symlink());
+                (e.file_name(), link)
+            })
+            .collect();
+        names.sort_unstable();
+        let kinds: Vec<Entry> = names
+            .iter()
+            .enumerate()
+            .map(|(i, (name, link))| {
+                let hashed = *link && name.to_str().is_some_and(is_hash_name);
+                match hashed.then(|| sibling(&dir.join(name), &names)).flatten() {
+                    Some(j) if j != i => Entry::Alias(j),
+                    _ => Entry::File,
+                }
+            })
+            .collect();
+        let mut held: Vec<Option<usize>> = vec![None; names.len()];
+        for (i, (name, _)) in names.iter().enumerate() {
+            if let Entry::File = kinds[i] {
+                held[i] = match self.read(&dir.join(name)) {
+                    Ok(FileRead::Fresh(pem, id)) => {
+                        let n = self.add_bundle(pem, "").unwrap_or(0);
+                        self.held(id, n);
+                        Some(n)
+                    }
+                    Ok(FileRead::Seen(n)) => Some(n),
+                    Err(_) => None,
+                };
+            }
+        }
+        // A link holds what its target holds, through links to links: at most 40 of them,
+        // as Linux follows (a loop holds nothing).
+        let mut total = 0;
+        for i in 0..names.len() {
+            let mut at = i;
+            for _ in 0..=40 {
+                match kinds[at] {
+                    Entry::Alias(j) => at = j,
+                    Entry::File => {
+                        total += held[at].unwrap_or(0);
+                        break;
+                    }
+                }
+            }
+        }
+        total
     }
 
     /// Records how many certificates the file `id` held, so that its other names count them
@@ -354,9 +509,24 @@ impl Collector {
     ///
     /// Only `CERTIFICATE` blocks are read (a key beside them is passed over), and a block
     /// whose text was met before is not decoded again: a system directory repeats every
-    /// root of the bundle byte for byte, and decoding is most of the cost.
+    /// root of the bundle byte for byte, and decoding is most of the cost. The text is kept
+    /// if a block of it was new (to compare later ones with); else its buffer is reused.
     #[cfg(feature = "rustls")]
-    fn add_bundle(&mut self, pem: &[u8], what: &str) -> Result<usize, Error> {
+    fn add_bundle(&mut self, pem: Text, what: &str) -> Result<usize, Error> {
+        let text = self.texts.len();
+        self.texts.push(pem);
+        let mut kept = false;
+        let result = self.add_blocks(text, what, &mut kept);
+        if !kept {
+            if let Some(Text::Read(buf)) = self.texts.pop() {
+                self.buf = buf;
+            }
+        }
+        result
+    }
+
+    #[cfg(feature = "rustls")]
+    fn add_blocks(&mut self, text: usize, what: &str, kept: &mut bool) -> Result<usize, Error> {
         use rustls::pki_types::CertificateDer;
         let malformed = || {
             Error::config(format!(
@@ -364,41 +534,82 @@ impl Collector {
                  malformed)"
             ))
         };
+        let Collector {
+            certs,
+            unusable_der,
+            texts,
+            seen_text,
+            seen_der,
+            unusable: unusable_total,
+            duplicates,
+            ..
+        } = self;
+        let texts = &*texts;
+        let whole = texts[text].as_ref();
         // A byte-order mark from a Windows editor is not part of the PEM.
-        let pem = pem.strip_prefix(b"\xef\xbb\xbf").unwrap_or(pem);
+        let skip = if whole.starts_with(b"\xef\xbb\xbf") {
+            3
+        } else {
+            0
+        };
         let (mut held, mut usable, mut unusable) = (0, 0, 0);
         // rustls skips certificates it cannot parse: count them, and keep only the usable
         // ones. Only a certificate not met before is parsed.
         let mut store = rustls::RootCertStore::empty();
-        for block in certificate_blocks(pem) {
-            let block = block.ok_or_else(malformed)?;
+        for range in certificate_ranges(&whole[skip..]) {
+            let range = range.ok_or_else(malformed)?;
+            let range = range.start + skip..range.end + skip;
+            let block = &whole[range.clone()];
             held += 1;
-            let ok = match self.seen_text.get(block) {
-                Ok(ok) => {
-                    self.duplicates += 1;
-                    ok
+            let text_hash = seen_hash(block);
+            let known = seen_text.find(text_hash, |s| {
+                texts[s.text].as_ref()[s.range.clone()] == *block
+            });
+            let ok = match known {
+                Some(s) => {
+                    *duplicates += 1;
+                    s.usable
                 }
-                Err(text_hash) => {
-                    let der = CertificateDer::from(decode_block(block).ok_or_else(malformed)?);
-                    let ok = match self.seen_der.get(der.as_ref()) {
-                        Ok(ok) => {
-                            self.duplicates += 1;
-                            ok
+                None => {
+                    let der = decode_block(block).ok_or_else(malformed)?;
+                    let der_hash = seen_hash(&der);
+                    let known = seen_der.find(der_hash, |s| {
+                        let kept = if s.usable {
+                            certs[s.index].der()
+                        } else {
+                            &unusable_der[s.index]
+                        };
+                        *kept == *der
+                    });
+                    let ok = match known {
+                        Some(s) => {
+                            *duplicates += 1;
+                            s.usable
                         }
-                        Err(der_hash) => {
-                            let ok = store.add_parsable_certificates([der.clone()]).0 == 1;
-                            self.seen_der.insert(der_hash, der.as_ref(), ok);
-                            if ok {
-                                self.certs.push(
-                                    ureq::tls::Certificate::from_der(der.as_ref()).to_owned(),
-                                );
+                        None => {
+                            let ok = store.add(CertificateDer::from(&der[..])).is_ok();
+                            store.roots.clear();
+                            let index = if ok {
+                                certs.push(ureq::tls::Certificate::from_der(&der).to_owned());
+                                certs.len() - 1
                             } else {
-                                self.unusable += 1;
-                            }
+                                *unusable_total += 1;
+                                unusable_der.push(der);
+                                unusable_der.len() - 1
+                            };
+                            seen_der.insert(der_hash, DerSeen { index, usable: ok });
                             ok
                         }
                     };
-                    self.seen_text.insert(text_hash, block, ok);
+                    *kept = true;
+                    seen_text.insert(
+                        text_hash,
+                        TextSeen {
+                            text,
+                            range,
+                            usable: ok,
+                        },
+                    );
                     ok
                 }
             };
@@ -419,8 +630,11 @@ impl Collector {
     }
 
     #[cfg(not(feature = "rustls"))]
-    fn add_bundle(&mut self, pem: &[u8], what: &str) -> Result<usize, Error> {
-        let _ = (pem, self.unusable, self.duplicates);
+    fn add_bundle(&mut self, pem: Text, what: &str) -> Result<usize, Error> {
+        if let Text::Read(buf) = pem {
+            self.buf = buf;
+        }
+        let _ = (self.unusable, self.duplicates);
         Err(Error::config(format!(
             "{what} cannot be used: this build has no tls (enable the `rustls` feature)"
         )))
@@ -451,42 +665,62 @@ impl Collector {
     }
 }
 
-/// A set of byte strings (certificates, as PEM text or DER), each with a flag: keyed by a
-/// quick hash computed once, so that growing the map never hashes a certificate again.
+/// The hash a certificate (as PEM text or DER) is filed under: that of its last 64 bytes and
+/// its length. The end of a certificate is its signature (and in PEM, the signature's
+/// base64), as good as random, and equal hashes are compared in full anyway.
 #[cfg(feature = "rustls")]
-#[derive(Default)]
-struct Seen(HashMap<u64, Vec<Flagged>, Quick>);
+fn seen_hash(bytes: &[u8]) -> u64 {
+    use std::hash::Hasher;
+    let mut h = QuickHasher::default();
+    h.write(&bytes[bytes.len().saturating_sub(64)..]);
+    h.write_usize(bytes.len());
+    h.finish()
+}
 
-/// A certificate's bytes, and whether rustls can use it.
+/// A set of certificates, each filed under its [`seen_hash`], computed once (growing the map
+/// never hashes a certificate again), and told apart by a comparison the caller gives: the
+/// entries point to where the certificate is kept, not to copies of it.
 #[cfg(feature = "rustls")]
-type Flagged = (Box<[u8]>, bool);
+struct Seen<T> {
+    /// The first entry under each hash.
+    first: HashMap<u64, T, Quick>,
+    /// The others (a hash shared by two certificates: next to never).
+    more: Vec<(u64, T)>,
+}
 
 #[cfg(feature = "rustls")]
-impl Seen {
-    /// The hash of a certificate's last 64 bytes and its length: the end of a certificate is
-    /// its signature (and in PEM, the signature's base64), as good as random, and equal
-    /// hashes are compared in full anyway.
-    fn hash(bytes: &[u8]) -> u64 {
-        use std::hash::Hasher;
-        let mut h = QuickHasher::default();
-        h.write(&bytes[bytes.len().saturating_sub(64)..]);
-        h.write_usize(bytes.len());
-        h.finish()
+impl<T> Default for Seen<T> {
+    fn default() -> Self {
+        Seen {
+            first: HashMap::default(),
+            more: Vec::new(),
+        }
+    }
+}
+
+#[cfg(feature = "rustls")]
+impl<T: Clone> Seen<T> {
+    /// The entry under `hash` that `same` accepts.
+    fn find(&self, hash: u64, same: impl Fn(&T) -> bool) -> Option<T> {
+        let first = self.first.get(&hash)?;
+        if same(first) {
+            return Some(first.clone());
+        }
+        self.more
+            .iter()
+            .filter(|(h, _)| *h == hash)
+            .map(|(_, t)| t)
+            .find(|t| same(t))
+            .cloned()
     }
 
-    /// Whether `bytes` was met, and its flag; else a note of where it goes.
-    fn get(&self, bytes: &[u8]) -> Result<bool, u64> {
-        let hash = Self::hash(bytes);
-        self.0
-            .get(&hash)
-            .and_then(|same| same.iter().find(|(b, _)| **b == *bytes))
-            .map(|(_, ok)| *ok)
-            .ok_or(hash)
-    }
-
-    /// Notes `bytes` under the hash [`get`](Self::get) gave.
-    fn insert(&mut self, hash: u64, bytes: &[u8], ok: bool) {
-        self.0.entry(hash).or_default().push((bytes.into(), ok));
+    fn insert(&mut self, hash: u64, entry: T) {
+        match self.first.entry(hash) {
+            std::collections::hash_map::Entry::Vacant(v) => {
+                v.insert(entry);
+            }
+            std::collections::hash_map::Entry::Occupied(_) => self.more.push((hash, entry)),
+        }
     }
 }
 
@@ -533,6 +767,103 @@ impl std::hash::Hasher for QuickHasher {
 mod tests {
     use super::*;
 
+    /// A fresh certificate rustls accepts as a root, as PEM.
+    fn cert() -> String {
+        let made = rcgen::generate_simple_self_signed(vec!["root.example".to_owned()]).unwrap();
+        crate::pem::tests::pem_of(made.cert.der())
+    }
+
+    /// A directory of its own under the temp directory, removed on drop.
+    struct TempDir(std::path::PathBuf);
+
+    impl TempDir {
+        fn new(name: &str) -> TempDir {
+            let dir = std::env::temp_dir()
+                .join(format!("telnyx-sms-trust-{name}-{}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&dir);
+            std::fs::create_dir_all(&dir).unwrap();
+            TempDir(dir)
+        }
+    }
+
+    impl Drop for TempDir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_directorys_hash_links_are_counted_without_a_lookup() {
+        use std::os::unix::fs::symlink;
+        let dir = TempDir::new("links");
+        let d = &dir.0;
+        let (one, two) = (cert(), cert());
+        std::fs::write(d.join("One.pem"), &one).unwrap();
+        std::fs::write(d.join("Two.crt"), &two).unwrap();
+        // The links `openssl rehash` makes, a link to a link, and a loop of links.
+        symlink("One.pem", d.join("0000000a.0")).unwrap();
+        symlink("Two.crt", d.join("0000000b.0")).unwrap();
+        symlink("0000000a.0", d.join("0000000a.1")).unwrap();
+        symlink("0000000c.1", d.join("0000000c.0")).unwrap();
+        symlink("0000000c.0", d.join("0000000c.1")).unwrap();
+        // A hash name linking out of the directory, or to a name that is not a certificate
+        // file's: followed and read (once: it is the same file as `One.pem`).
+        symlink(d.join("One.pem"), d.join("0000000d.0")).unwrap();
+        std::fs::write(d.join("three.txt"), cert()).unwrap();
+        symlink("three.txt", d.join("0000000e.0")).unwrap();
+        let mut c = Collector::default();
+        // One.pem, Two.crt, their links, the link to a link, the link out, the link to
+        // three.txt; the loop holds nothing.
+        assert_eq!(c.read_dir(d), 7);
+        // Looked up: the four names that are not links to a sibling (One.pem, Two.crt,
+        // 0000000d.0 and 0000000e.0); the other five are one `readlink` each. Opened: One.pem
+        // (or 0000000d.0: one file), Two.crt and three.txt.
+        assert_eq!((c.looked_up, c.opened), (4, 3));
+        assert_eq!((c.certs.len(), c.duplicates), (3, 0));
+        let trust = c.into_trust("here".to_owned());
+        assert_eq!(trust.shown, "3 certificates from here");
+    }
+
+    #[test]
+    fn repeats_are_found_after_the_read_buffer_is_reused() {
+        let dir = TempDir::new("repeats");
+        let d = &dir.0;
+        let (one, two) = (cert(), cert());
+        // In name order: one, its repeat (nothing new: its buffer is reused), two (kept),
+        // two's repeat, and a file with both, once more.
+        std::fs::write(d.join("a.pem"), &one).unwrap();
+        std::fs::write(d.join("b.pem"), &one).unwrap();
+        std::fs::write(d.join("c.pem"), &two).unwrap();
+        std::fs::write(d.join("d.pem"), &two).unwrap();
+        std::fs::write(d.join("e.pem"), format!("{two}{one}")).unwrap();
+        let mut c = Collector::default();
+        assert_eq!(c.read_dir(d), 6);
+        assert_eq!((c.certs.len(), c.duplicates, c.opened), (2, 4, 5));
+        // Only the texts that brought a certificate are kept.
+        assert_eq!(c.texts.len(), 2);
+    }
+
+    #[test]
+    fn files_are_read_whole_whatever_their_size() {
+        let dir = TempDir::new("sizes");
+        for size in [0, 1, 4095, 4096, 4097, 64 * 1024, 300 * 1024 + 7] {
+            let path = dir.0.join(format!("f{size}"));
+            let bytes: Vec<u8> = (0..size).map(|i| (i % 251) as u8).collect();
+            std::fs::write(&path, &bytes).unwrap();
+            let mut buf = b"left over".to_vec();
+            let file = std::fs::File::open(&path).unwrap();
+            read_all(file, &mut buf, size as u64).unwrap();
+            assert_eq!(buf, bytes, "{size}");
+            // A size the metadata got wrong (a file that grew or shrank) changes nothing.
+            for said in [0, size as u64 / 2, size as u64 * 2 + 1] {
+                let file = std::fs::File::open(&path).unwrap();
+                read_all(file, &mut buf, said).unwrap();
+                assert_eq!(buf, bytes, "{size} {said}");
+            }
+        }
+    }
+
     #[test]
     fn the_quick_hasher_tells_lengths_and_tails_apart() {
         use std::hash::{BuildHasher, Hash};
@@ -540,22 +871,24 @@ mod tests {
         assert_ne!(h(b"abcdefgh"), h(b"abcdefgh\0"));
         assert_ne!(h(b""), h(b"\0"));
         assert_ne!(h(b"abc"), h(b"abd"));
-        let mut seen = Seen::default();
-        for (bytes, ok) in [(&b"x"[..], true), (b"y", false)] {
-            let hash = seen.get(bytes).unwrap_err();
-            seen.insert(hash, bytes, ok);
-        }
-        assert_eq!(seen.get(b"x"), Ok(true));
-        assert_eq!(seen.get(b"y"), Ok(false));
-        assert!(seen.get(b"z").is_err());
-        // Equal ends, other starts: both kept apart.
-        let (a, b) = ([1u8; 100], [&[2u8; 36][..], &[1u8; 64]].concat());
-        let hash = seen.get(&a).unwrap_err();
-        seen.insert(hash, &a, true);
-        let hash_b = seen.get(&b).unwrap_err();
-        assert_eq!(hash, hash_b);
-        seen.insert(hash_b, &b, false);
-        assert_eq!((seen.get(&a), seen.get(&b)), (Ok(true), Ok(false)));
         b"".hash(&mut QuickHasher::default());
+        // Equal ends, other starts: one hash, two entries, told apart by the comparison.
+        let kept: [Vec<u8>; 3] = [
+            vec![1u8; 100],
+            [&[2u8; 36][..], &[1u8; 64]].concat(),
+            vec![7],
+        ];
+        let mut seen = Seen::default();
+        let find = |seen: &Seen<usize>, b: &[u8]| seen.find(seen_hash(b), |&i| kept[i] == b);
+        assert_eq!(seen_hash(&kept[0]), seen_hash(&kept[1]));
+        for (i, k) in kept.iter().enumerate() {
+            assert_eq!(find(&seen, k), None);
+            seen.insert(seen_hash(k), i);
+        }
+        for (i, k) in kept.iter().enumerate() {
+            assert_eq!(find(&seen, k), Some(i));
+        }
+        assert_eq!(find(&seen, b"z"), None);
+        assert_eq!(seen.more.len(), 1);
     }
 }
