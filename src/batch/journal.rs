@@ -360,13 +360,15 @@ impl Journal {
         })
     }
 
-    /// Records, durably, how request `index` ended.
-    pub(crate) fn finish(
+    /// Writes how request `index` ended without waiting for the disk; the caller must
+    /// [`sync_upto`](Self::sync_upto) the returned sequence number before it tells anyone of
+    /// the outcome (the next start's sync covers it, sparing an `fsync` per request).
+    pub(crate) fn finish_unsynced(
         &self,
         index: usize,
         outcome: Result<&SendSmsResponse, &Error>,
-    ) -> Result<(), Error> {
-        self.append(&match outcome {
+    ) -> Result<u64, Error> {
+        let record = match outcome {
             Ok(res) => Record::Sent {
                 index,
                 conversation_id: res.conversation_id.clone(),
@@ -380,7 +382,8 @@ impl Journal {
                 status: e.status(),
                 error: e.to_string(),
             },
-        })
+        };
+        self.write_unsynced(&serde_json::to_vec(&record).expect("a record serializes"))
     }
 
     /// Whether a write failed: then no more requests are sent.
@@ -397,6 +400,13 @@ impl Journal {
     /// Appends one line and returns once it is on disk, sharing `fsync`s between writers:
     /// whoever finds no sync under way syncs everything written so far, the others wait.
     fn write_line(&self, line: &[u8]) -> Result<(), Error> {
+        let seq = self.write_unsynced(line)?;
+        self.sync_upto(seq)
+    }
+
+    /// Appends one line and returns its sequence number, without waiting for the disk: see
+    /// [`sync_upto`](Self::sync_upto).
+    fn write_unsynced(&self, line: &[u8]) -> Result<u64, Error> {
         let mut buf = Vec::with_capacity(line.len() + 1);
         buf.extend_from_slice(line);
         buf.push(b'\n');
@@ -412,7 +422,17 @@ impl Journal {
             return Err(self.fail(&mut out, "cannot be written", &e));
         }
         out.written += 1;
-        let mine = out.written;
+        Ok(out.written)
+    }
+
+    /// Returns once every line up to `mine` (a sequence number) is on disk, sharing `fsync`s
+    /// between writers: whoever finds no sync under way syncs everything written so far, the
+    /// others wait.
+    pub(crate) fn sync_upto(&self, mine: u64) -> Result<(), Error> {
+        let Some(lock) = &self.out else {
+            return Err(Error::config("the journal was opened only to be read"));
+        };
+        let mut out = lock.lock().unwrap_or_else(|p| p.into_inner());
         loop {
             if out.synced >= mine {
                 return Ok(());

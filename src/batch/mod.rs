@@ -942,45 +942,63 @@ impl Client {
         I: Iterator<Item = SendSmsRequest>,
         F: FnMut(BatchResult),
     {
+        // A sent request's outcome is written at once but handed over only once it is on
+        // disk: the sync of this worker's next start covers it, sparing an `fsync` a request.
+        let mut pending: Option<(BatchResult, u64)> = None;
         loop {
             let work = match feed.lock() {
                 Ok(mut f) => f.next(self),
                 Err(_) => return,
             };
-            let result = match work {
-                None => return,
+            let (result, seq) = match work {
+                None => {
+                    deliver(sink, journal, pending.take());
+                    return;
+                }
                 Some((_, Plan::Skip)) => continue,
-                Some((_, Plan::Settled(result) | Plan::Conflict(result, _))) => result,
+                Some((_, Plan::Settled(result) | Plan::Conflict(result, _))) => (result, None),
                 Some((index, Plan::Send(prepared, pin))) => {
                     let key = prepared.idempotency_key.clone().unwrap_or_default();
-                    let outcome = self.send_journaled_one(index, &prepared, &pin, pacer, journal);
-                    BatchResult {
+                    let mut gone = false;
+                    let mut hand_over = || gone = !deliver(sink, journal, pending.take());
+                    let (outcome, seq) = self.send_journaled_one(
+                        index,
+                        &prepared,
+                        &pin,
+                        pacer,
+                        journal,
+                        &mut hand_over,
+                    );
+                    if gone {
+                        return;
+                    }
+                    let result = BatchResult {
                         index,
                         idempotency_key: key,
                         outcome,
                         from_journal: false,
-                    }
+                    };
+                    (result, seq)
                 }
             };
-            let Ok(mut sink) = sink.lock() else {
+            if !deliver(sink, journal, pending.take()) {
                 return;
-            };
-            let s = &mut sink.summary;
-            s.total += 1;
-            match &result.outcome {
-                BatchOutcome::Sent(_) => s.sent += 1,
-                BatchOutcome::Failed(_) => s.failed += 1,
-                BatchOutcome::Duplicate { .. } => s.duplicates += 1,
-                BatchOutcome::InDoubt { .. } => s.in_doubt += 1,
             }
-            if result.from_journal && matches!(result.outcome, BatchOutcome::Sent(_)) {
-                s.from_journal += 1;
+            match seq {
+                Some(seq) => pending = Some((result, seq)),
+                None => {
+                    if !deliver(sink, journal, Some((result, 0))) {
+                        return;
+                    }
+                }
             }
-            (sink.on_result)(result);
         }
     }
 
-    /// Sends one request of a batch: its start on disk first, its outcome on disk after.
+    /// Sends one request of a batch: its start on disk first, its outcome written after (and
+    /// its sequence number returned, to be synced before anyone hears of it). `after_start`
+    /// runs once the start is on disk, or when the request ends before that: the start's
+    /// sync covers the worker's previous outcome, which it then hands over.
     fn send_journaled_one(
         &self,
         index: usize,
@@ -988,7 +1006,8 @@ impl Client {
         pin: &str,
         pacer: &Pacer,
         journal: Option<&Journal>,
-    ) -> BatchOutcome {
+        after_start: &mut dyn FnMut(),
+    ) -> (BatchOutcome, Option<u64>) {
         let key = prepared.idempotency_key.as_deref();
         if let Some((wait, budget)) = pacer.stopped() {
             let e = if budget {
@@ -1006,7 +1025,8 @@ impl Client {
             } else {
                 Error::not_attempted(wait, key)
             };
-            return BatchOutcome::Failed(e);
+            after_start();
+            return (BatchOutcome::Failed(e), None);
         }
         if let Some(broken) = journal.and_then(Journal::broken) {
             // Nothing is sent that the journal cannot record: the rest are reported, not sent.
@@ -1015,7 +1035,8 @@ impl Client {
                 false,
             )
             .finish(0, key, false, Duration::ZERO);
-            return BatchOutcome::Failed(e);
+            after_start();
+            return (BatchOutcome::Failed(e), None);
         }
         // The slot first (a rate wait, a pause), then the start on disk: a kill during the wait
         // leaves nothing in doubt, and a stop during it sends nothing.
@@ -1025,32 +1046,41 @@ impl Client {
                 false,
             )
             .finish(0, key, false, Duration::ZERO);
-            return BatchOutcome::Failed(e);
+            after_start();
+            return (BatchOutcome::Failed(e), None);
         }
         if let Some(Err(e)) = journal.map(|j| j.start(index, key.unwrap_or(""), pin)) {
             // Not on disk, so not sent: a send the journal does not know of could be sent
             // again by a re-run.
-            return BatchOutcome::Failed(e);
+            after_start();
+            return (BatchOutcome::Failed(e), None);
         }
+        // The start's sync covered every record written before it: the worker's previous
+        // outcome may be handed over now.
+        after_start();
         let slot_taken = SlotTaken {
             pacer,
             first: std::cell::Cell::new(true),
         };
         let result = self.send_paced(prepared, Some((&slot_taken, index)));
-        if let Some(Err(e)) = journal.map(|j| j.finish(index, result.as_ref())) {
-            {
+        let seq = match journal.map(|j| j.finish_unsynced(index, result.as_ref())) {
+            Some(Ok(seq)) => Some(seq),
+            Some(Err(e)) => {
                 // The start is on disk: a re-run treats this request as in doubt.
                 log::warn!(
                     target: "telnyx_assistant_sms",
                     batch_index = index;
                     "request {index}: its outcome could not be journaled: {e}"
                 );
+                None
             }
-        }
-        match result {
+            None => None,
+        };
+        let outcome = match result {
             Ok(res) => BatchOutcome::Sent(res),
             Err(e) => BatchOutcome::Failed(e),
-        }
+        };
+        (outcome, seq)
     }
 }
 
@@ -1145,11 +1175,54 @@ impl Client {
             }
         }
         let pacer = Pacer::new(None, options.throttle_budget, options.stop.clone());
-        Ok(result(
-            self.send_journaled_one(index, &prepared, &pin, &pacer, Some(&journal)),
-            false,
-        ))
+        let (outcome, seq) =
+            self.send_journaled_one(index, &prepared, &pin, &pacer, Some(&journal), &mut || {});
+        if let Some(Err(e)) = seq.map(|seq| journal.sync_upto(seq)) {
+            // Sent or not, the outcome is the caller's; its start is on disk, so a later run
+            // treats the key as in doubt rather than sending it again.
+            log::warn!(target: "telnyx_assistant_sms", "its outcome could not be synced to disk: {e}");
+        }
+        Ok(result(outcome, false))
     }
+}
+
+/// Hands a result to the caller, once its outcome (sequence number `seq` in the journal, if
+/// it was journaled) is on disk; `false` when the caller's side is gone (a panic).
+fn deliver<F: FnMut(BatchResult)>(
+    sink: &Mutex<Sink<F>>,
+    journal: Option<&Journal>,
+    item: Option<(BatchResult, u64)>,
+) -> bool {
+    let Some((result, seq)) = item else {
+        return true;
+    };
+    if let (Some(j), true) = (journal, seq > 0) {
+        if let Err(e) = j.sync_upto(seq) {
+            // Written, not synced: a re-run after a power cut treats it as in doubt.
+            log::warn!(
+                target: "telnyx_assistant_sms",
+                batch_index = result.index;
+                "request {}: its outcome could not be synced to disk: {e}",
+                result.index
+            );
+        }
+    }
+    let Ok(mut sink) = sink.lock() else {
+        return false;
+    };
+    let s = &mut sink.summary;
+    s.total += 1;
+    match &result.outcome {
+        BatchOutcome::Sent(_) => s.sent += 1,
+        BatchOutcome::Failed(_) => s.failed += 1,
+        BatchOutcome::Duplicate { .. } => s.duplicates += 1,
+        BatchOutcome::InDoubt { .. } => s.in_doubt += 1,
+    }
+    if result.from_journal && matches!(result.outcome, BatchOutcome::Sent(_)) {
+        s.from_journal += 1;
+    }
+    (sink.on_result)(result);
+    true
 }
 
 /// The pacer for a request whose first slot was taken before its start was journaled: the
