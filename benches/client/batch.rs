@@ -110,7 +110,8 @@ pub fn figures() -> Vec<Row> {
     std::fs::create_dir_all(&dir).unwrap();
     let mut plain = Vec::new();
     let mut journaled = Vec::new();
-    for round in 0..3 {
+    // Five rounds: an fsync's latency varies run to run more than a send's does.
+    for round in 0..5 {
         let tag = format!("j{round}");
         plain.push(timed_batch(
             &to_slow,

@@ -15,7 +15,8 @@
 //! ```
 //!
 //! A `start` is on disk (`fsync`) before the request's first byte goes out, and an outcome is
-//! on disk before the caller hears of it. Writers share `fsync`s (group commit). A torn last
+//! on disk before the caller hears of it. Writers share `fsync`s: a worker's outcome rides on
+//! its next start's sync, and concurrent syncs are one commit for the file system. A torn last
 //! line (a crash mid-write) is dropped when the journal is opened; damage anywhere else is an
 //! error, and so is a file that does not begin as a journal (it is never truncated), or a
 //! path that is not a regular file. The journal is locked (`flock`) while a batch runs, so
@@ -26,7 +27,7 @@ use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
-use std::sync::{Condvar, Mutex};
+use std::sync::Mutex;
 
 use serde::{Deserialize, Serialize};
 
@@ -153,7 +154,6 @@ pub(crate) struct Journal {
     by_key: HashMap<u64, usize>,
     /// The writer (none for a journal only read).
     out: Option<Mutex<Out>>,
-    synced: Condvar,
 }
 
 struct Out {
@@ -161,7 +161,6 @@ struct Out {
     /// Records written, and of those how many are known to be on disk.
     written: u64,
     synced: u64,
-    syncing: bool,
     /// The first write error: after it, nothing more is sent.
     broken: Option<String>,
 }
@@ -242,10 +241,8 @@ impl Journal {
                 file,
                 written: 0,
                 synced: 0,
-                syncing: false,
                 broken: None,
             })),
-            synced: Condvar::new(),
         };
         match header {
             Some(h) => {
@@ -298,7 +295,6 @@ impl Journal {
             entries,
             by_key,
             out: None,
-            synced: Condvar::new(),
         })
     }
 
@@ -397,8 +393,7 @@ impl Journal {
         self.write_line(&line)
     }
 
-    /// Appends one line and returns once it is on disk, sharing `fsync`s between writers:
-    /// whoever finds no sync under way syncs everything written so far, the others wait.
+    /// Appends one line and returns once it is on disk.
     fn write_line(&self, line: &[u8]) -> Result<(), Error> {
         let seq = self.write_unsynced(line)?;
         self.sync_upto(seq)
@@ -425,41 +420,33 @@ impl Journal {
         Ok(out.written)
     }
 
-    /// Returns once every line up to `mine` (a sequence number) is on disk, sharing `fsync`s
-    /// between writers: whoever finds no sync under way syncs everything written so far, the
-    /// others wait.
+    /// Returns once every line up to `mine` (a sequence number) is on disk: at once when a
+    /// sync since covered it, else after an `fdatasync` of everything written so far.
     pub(crate) fn sync_upto(&self, mine: u64) -> Result<(), Error> {
         let Some(lock) = &self.out else {
             return Err(Error::config("the journal was opened only to be read"));
         };
-        let mut out = lock.lock().unwrap_or_else(|p| p.into_inner());
-        loop {
+        let (upto, file) = {
+            let out = lock.lock().unwrap_or_else(|p| p.into_inner());
             if out.synced >= mine {
                 return Ok(());
             }
             if let Some(b) = &out.broken {
                 return Err(Error::config(b.clone()));
             }
-            if out.syncing {
-                out = self.synced.wait(out).unwrap_or_else(|p| p.into_inner());
-                continue;
+            (out.written, out.file.try_clone())
+        };
+        // Writers that need the disk at once each ask for it: the file system folds
+        // concurrent syncs of one file into one commit (group commit by the kernel), with no
+        // writer waiting for another's sync to end before its own starts.
+        let result = file.and_then(|f| f.sync_data());
+        let mut out = lock.lock().unwrap_or_else(|p| p.into_inner());
+        match result {
+            Ok(()) => {
+                out.synced = out.synced.max(upto);
+                Ok(())
             }
-            out.syncing = true;
-            let upto = out.written;
-            let file = out.file.try_clone();
-            drop(out);
-            let result = file.and_then(|f| f.sync_data());
-            out = lock.lock().unwrap_or_else(|p| p.into_inner());
-            out.syncing = false;
-            match result {
-                Ok(()) => out.synced = out.synced.max(upto),
-                Err(e) => {
-                    let err = self.fail(&mut out, "cannot be synced to disk", &e);
-                    self.synced.notify_all();
-                    return Err(err);
-                }
-            }
-            self.synced.notify_all();
+            Err(e) => Err(self.fail(&mut out, "cannot be synced to disk", &e)),
         }
     }
 
