@@ -1061,6 +1061,7 @@ impl Client {
         let slot_taken = SlotTaken {
             pacer,
             first: std::cell::Cell::new(true),
+            granted: std::time::Instant::now(),
         };
         let result = self.send_paced(prepared, Some((&slot_taken, index)));
         let seq = match journal.map(|j| j.finish_unsynced(index, result.as_ref())) {
@@ -1230,11 +1231,22 @@ fn deliver<F: FnMut(BatchResult)>(
 struct SlotTaken<'a> {
     pacer: &'a Pacer,
     first: std::cell::Cell<bool>,
+    /// When the slot was granted (before the start's `fsync`).
+    granted: std::time::Instant,
 }
 
 impl crate::send::Pace for SlotTaken<'_> {
     fn before_attempt(&self) -> bool {
         if self.first.replace(false) {
+            // A start that took longer to reach the disk than the rate's interval would
+            // bunch this attempt with the next ones: it takes a fresh slot instead.
+            if self
+                .pacer
+                .interval()
+                .is_some_and(|i| self.granted.elapsed() > i)
+            {
+                return self.pacer.before_attempt();
+            }
             return !self.pacer.stopping();
         }
         self.pacer.before_attempt()

@@ -90,6 +90,11 @@ impl Pacer {
         }
     }
 
+    /// The time between two attempts' starts, with a rate limit.
+    pub(crate) fn interval(&self) -> Option<Duration> {
+        self.interval
+    }
+
     /// Whether the caller's stop flag is set.
     pub(crate) fn stopping(&self) -> bool {
         self.stop.as_ref().is_some_and(|f| f.load(Ordering::SeqCst))

@@ -8,7 +8,7 @@ use std::time::Duration;
 use serde_json::Value;
 use telnyx_assistant_sms::{BatchOptions, SendSmsRequest};
 
-use crate::cli::{Run, command, finish, run_with, temp_file};
+use crate::cli::{Run, command, finish, results, run_with, temp_file};
 use crate::support::telnyx::{Fault, Telnyx};
 use crate::support::{Recorded, ScriptServer, Step};
 
@@ -42,13 +42,6 @@ fn batch(name: &str, url: &str, input: &str, extra: &[&str]) -> Run {
     let _ = std::fs::remove_file(&path);
     let _ = std::fs::remove_file(&journal);
     r
-}
-
-fn results(r: &Run) -> Vec<Value> {
-    r.stdout
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
-        .collect()
 }
 
 fn line(to: &str, text: &str) -> String {

@@ -6,9 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
-use serde_json::Value;
-
-use crate::cli::{Run, command, finish, run_with, send_args};
+use crate::cli::{command, finish, mix, results, run_with, send_args};
 use crate::support::telnyx::{Fault, Telnyx};
 use crate::support::{ScriptServer, wait_until};
 
@@ -39,42 +37,6 @@ fn batch_args(input: &str, url: &str, extra: &[&str]) -> Vec<String> {
     a
 }
 
-fn results(r: &Run) -> Vec<Value> {
-    r.stdout
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
-        .collect()
-}
-
-/// The journal's records that started a line and have no outcome yet, by position.
-fn unsettled(journal: &Path) -> std::collections::BTreeSet<u64> {
-    let mut open = std::collections::BTreeSet::new();
-    let text = std::fs::read_to_string(journal).unwrap_or_default();
-    for l in text.lines() {
-        let Ok(v) = serde_json::from_str::<Value>(l) else {
-            continue; // a torn last line
-        };
-        match (v["event"].as_str(), v["index"].as_u64()) {
-            (Some("start"), Some(i)) => {
-                open.insert(i);
-            }
-            (Some("sent" | "failed"), Some(i)) => {
-                open.remove(&i);
-            }
-            _ => {}
-        }
-    }
-    open
-}
-
-/// splitmix64, for kill moments a seed replays.
-fn mix(mut x: u64) -> u64 {
-    x = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
-    x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    x ^ (x >> 31)
-}
-
 const LINES: usize = 120;
 const KILLS: usize = 20;
 const CONCURRENCY: [usize; KILLS] = [
@@ -93,7 +55,7 @@ fn kill_again_and_again(model: &Telnyx, dir: &Dir) -> (String, String, ScriptSer
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(0x6b11_2026_1203_u64);
-    let mut doubt_before = unsettled(&journal).len();
+    let mut doubt_before = crate::cli::journal_state(&journal).1.len();
     for (k, c) in CONCURRENCY.iter().enumerate() {
         let c = c.to_string();
         let mut child = command(&batch_args(&path, &url, &["--concurrency", &c]), true)
@@ -105,7 +67,7 @@ fn kill_again_and_again(model: &Telnyx, dir: &Dir) -> (String, String, ScriptSer
         std::thread::sleep(wait);
         child.kill().unwrap(); // SIGKILL
         child.wait().unwrap();
-        let doubt = unsettled(&journal).len();
+        let doubt = crate::cli::journal_state(&journal).1.len();
         // Each run may leave at most its concurrency of new lines in doubt (it sends none of
         // the old ones again, so those stay as they were).
         assert!(
@@ -221,7 +183,9 @@ fn a_second_run_on_the_same_journal_is_refused_naming_the_first() {
         .spawn()
         .unwrap();
     let journal = PathBuf::from(format!("{path}.journal"));
-    assert!(wait_until(Duration::from_secs(5), || !unsettled(&journal).is_empty()));
+    assert!(wait_until(Duration::from_secs(5), || {
+        !crate::cli::journal_state(&journal).1.is_empty()
+    }));
     let r = run_with(&batch_args(&path, &url, &[]), true, None);
     assert_eq!(r.code, 2, "{}", r.stderr);
     assert!(

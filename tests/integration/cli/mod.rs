@@ -166,3 +166,50 @@ pub fn json_error(stderr: &str) -> serde_json::Value {
     assert_eq!(keys, ERROR_KEYS, "{stderr}");
     serde_json::Value::Object(e)
 }
+
+/// The result lines a run printed (one JSON object a line).
+pub fn results(r: &Run) -> Vec<serde_json::Value> {
+    r.stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect()
+}
+
+/// A journal's positions started, and those started with no outcome since (read by the
+/// test's own parser, not the library's; a torn last line is passed over).
+pub fn journal_state(
+    journal: &std::path::Path,
+) -> (
+    std::collections::BTreeSet<u64>,
+    std::collections::BTreeSet<u64>,
+) {
+    let (mut started, mut open) = (
+        std::collections::BTreeSet::new(),
+        std::collections::BTreeSet::new(),
+    );
+    let text = std::fs::read_to_string(journal).unwrap_or_default();
+    for l in text.lines() {
+        let Ok(v) = serde_json::from_str::<serde_json::Value>(l) else {
+            continue;
+        };
+        match (v["event"].as_str(), v["index"].as_u64()) {
+            (Some("start"), Some(i)) => {
+                started.insert(i);
+                open.insert(i);
+            }
+            (Some("sent" | "failed"), Some(i)) => {
+                open.remove(&i);
+            }
+            _ => {}
+        }
+    }
+    (started, open)
+}
+
+/// splitmix64: moments and choices a seed replays.
+pub fn mix(mut x: u64) -> u64 {
+    x = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    x ^ (x >> 31)
+}

@@ -5,14 +5,16 @@
 //! Tests marked `#[ignore = "defect: ..."]` fail until the defect they name is fixed; the
 //! others pin behaviour that holds now.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::cli::{Run, broken_pipe, command, finish, run_with, send_args};
+use crate::cli::{
+    Run, broken_pipe, command, finish, journal_state, mix, results, run_with, send_args,
+};
 use crate::support::telnyx::{Fault, Telnyx};
 use crate::support::{ScriptServer, wait_until};
 
@@ -104,35 +106,6 @@ fn run_stdin(args: &[String], with_key: bool, stdin: &[u8]) -> Run {
     finish(child.wait_with_output().unwrap())
 }
 
-fn results(r: &Run) -> Vec<Value> {
-    r.stdout
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
-        .collect()
-}
-
-/// The journal's positions started, and those started with no outcome since.
-fn journal_state(journal: &Path) -> (BTreeSet<u64>, BTreeSet<u64>) {
-    let (mut started, mut open) = (BTreeSet::new(), BTreeSet::new());
-    let text = std::fs::read_to_string(journal).unwrap_or_default();
-    for l in text.lines() {
-        let Ok(v) = serde_json::from_str::<Value>(l) else {
-            continue;
-        };
-        match (v["event"].as_str(), v["index"].as_u64()) {
-            (Some("start"), Some(i)) => {
-                started.insert(i);
-                open.insert(i);
-            }
-            (Some("sent" | "failed"), Some(i)) => {
-                open.remove(&i);
-            }
-            _ => {}
-        }
-    }
-    (started, open)
-}
-
 #[cfg(unix)]
 fn signal(child: &Child, sig: i32) {
     let pid = i32::try_from(child.id()).unwrap();
@@ -162,14 +135,6 @@ fn wait_exit(child: &mut Child, limit: Duration) -> ExitStatus {
 /// Until the server has no request in flight (a killed client's requests still run there).
 fn settle(server: &ScriptServer) {
     assert!(wait_until(Duration::from_secs(20), || server.in_flight() == 0));
-}
-
-/// splitmix64, for moments a seed replays.
-fn mix(mut x: u64) -> u64 {
-    x = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
-    x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    x ^ (x >> 31)
 }
 
 // ---------------------------------------------------------------------------------------
