@@ -25,7 +25,8 @@ fn requests(n: usize) -> Vec<SendSmsRequest> {
 
 use crate::support::TempDir as Dir;
 
-fn client(server: &ScriptServer) -> Client {
+/// A client to `server` with no retries and a short timeout, so counts are exact.
+pub fn client(server: &ScriptServer) -> Client {
     crate::builder(&server.base_url())
         .max_retries(0)
         .timeout(Duration::from_millis(500))
@@ -38,9 +39,19 @@ fn run(
     reqs: Vec<SendSmsRequest>,
     options: &BatchOptions,
 ) -> (Vec<BatchResult>, BatchSummary) {
+    run_as(ASST, client, reqs, options)
+}
+
+/// A batch through `assistant`, its results in input order, and its summary.
+pub fn run_as(
+    assistant: &str,
+    client: &Client,
+    reqs: Vec<SendSmsRequest>,
+    options: &BatchOptions,
+) -> (Vec<BatchResult>, BatchSummary) {
     let mut results = Vec::new();
     let summary = client
-        .send_batch(ASST, reqs, options, |r| results.push(r))
+        .send_batch(assistant, reqs, options, |r| results.push(r))
         .unwrap();
     results.sort_by_key(|r| r.index);
     (results, summary)

@@ -36,25 +36,14 @@ fn line_of(body: &[u8]) -> usize {
 
 use crate::support::TempDir as Dir;
 
-fn client(server: &ScriptServer) -> Client {
-    crate::builder(&server.base_url())
-        .max_retries(0)
-        .timeout(Duration::from_millis(500))
-        .build()
-        .unwrap()
-}
+use crate::journal::client;
 
 fn run(
     client: &Client,
     reqs: Vec<SendSmsRequest>,
     options: &BatchOptions,
 ) -> (Vec<BatchResult>, BatchSummary) {
-    let mut results = Vec::new();
-    let summary = client
-        .send_batch(ASST, reqs, options, |r| results.push(r))
-        .unwrap();
-    results.sort_by_key(|r| r.index);
-    (results, summary)
+    crate::journal::run_as(ASST, client, reqs, options)
 }
 
 /// What a journal's complete records say of each line, read by the test's own parser.
