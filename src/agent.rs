@@ -12,6 +12,8 @@ use ureq::tls::TlsConfig;
 use crate::error::Error;
 use crate::glue::resolver::CachingResolver;
 use crate::glue::transport::StableTimeoutConnector;
+#[cfg(feature = "rustls")]
+use crate::trust::Tls;
 use crate::trust::{Trust, TrustPlan};
 
 /// The `User-Agent` of every request.
@@ -46,19 +48,26 @@ impl Recipe {
             .proxy(self.proxy.clone())
             .max_idle_connections(POOL_SIZE)
             .max_idle_connections_per_host(POOL_SIZE);
+        // Roots the crate read go to its own TLS layer, parsed once (glue/tls.rs); the
+        // built-in roots and the platform verifier to ureq's.
         #[cfg(feature = "rustls")]
-        let config = match trust.and_then(|t| t.roots.clone()) {
-            Some(roots) => config.tls_config(TlsConfig::builder().root_certs(roots).build()),
-            None => config,
+        let (config, own) = match trust.map(|t| &t.tls) {
+            Some(Tls::Ureq(Some(roots))) => (
+                config.tls_config(TlsConfig::builder().root_certs(roots.clone()).build()),
+                None,
+            ),
+            Some(Tls::Own(tls)) => (config, Some(tls.clone())),
+            Some(Tls::Ureq(None)) | None => (config, None),
         };
+        #[cfg(feature = "rustls")]
+        let connector = StableTimeoutConnector::with_tls(own);
         #[cfg(not(feature = "rustls"))]
-        let _ = trust;
+        let connector = {
+            let _ = trust;
+            StableTimeoutConnector::default()
+        };
         // Both parts keep the timeouts from costing anything per send: see glue/mod.rs.
-        Agent::with_parts(
-            config.build(),
-            StableTimeoutConnector::default(),
-            CachingResolver::default(),
-        )
+        Agent::with_parts(config.build(), connector, CachingResolver::default())
     }
 
     /// Reads the trusted roots, then makes the agent.

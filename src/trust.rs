@@ -40,12 +40,20 @@ impl std::fmt::Debug for TrustChoice {
     }
 }
 
-/// The roots a client will verify with: `None` for ureq's default (the built-in Mozilla
-/// roots), and how to show the choice in `Debug`.
+/// How a client will verify servers, and how to show the choice in `Debug`.
 pub(crate) struct Trust {
     #[cfg(feature = "rustls")]
-    pub(crate) roots: Option<ureq::tls::RootCerts>,
+    pub(crate) tls: Tls,
     pub(crate) shown: String,
+}
+
+/// Who does the TLS handshake, with what.
+#[cfg(feature = "rustls")]
+pub(crate) enum Tls {
+    /// ureq's own TLS layer, with its built-in roots (`None`) or the platform verifier.
+    Ureq(Option<ureq::tls::RootCerts>),
+    /// The crate's own layer (`glue/tls.rs`), with roots it read and parsed once.
+    Own(Arc<rustls::ClientConfig>),
 }
 
 /// The PEM bundle variable, as OpenSSL, curl, Python and Go read it.
@@ -126,14 +134,14 @@ impl TrustPlan {
             TrustPlan::Pem(pem) => {
                 let mut c = Collector::default();
                 c.add_bundle(Text::Given(pem.clone()), "the root_certificates_pem bundle")?;
-                Ok(c.into_trust("root_certificates_pem".to_owned()))
+                c.into_trust("root_certificates_pem".to_owned(), None)
             }
             #[cfg(feature = "platform-verifier")]
             TrustPlan::Platform => Ok(Trust {
-                roots: Some(ureq::tls::RootCerts::PlatformVerifier),
+                tls: Tls::Ureq(Some(ureq::tls::RootCerts::PlatformVerifier)),
                 shown: PLATFORM.to_owned(),
             }),
-            TrustPlan::Env { file, dirs } => from_env(file.as_deref(), dirs.as_deref()),
+            TrustPlan::Env { file, dirs } => from_env(file.as_deref(), dirs.as_deref(), true),
         }
     }
 }
@@ -141,7 +149,7 @@ impl TrustPlan {
 fn built_in() -> Trust {
     Trust {
         #[cfg(feature = "rustls")]
-        roots: None,
+        tls: Tls::Ureq(None),
         shown: BUILT_IN.to_owned(),
     }
 }
@@ -156,7 +164,32 @@ fn env_path(name: &str) -> Result<Option<String>, Error> {
     }
 }
 
-fn from_env(file: Option<&str>, dirs: Option<&str>) -> Result<Trust, Error> {
+/// The roots the environment names. With both variables set and `lazy`, only the bundle is
+/// read now: the directories are read (with the bundle again) the first time the bundle
+/// cannot vouch for a server, as OpenSSL looks in `SSL_CERT_DIR` only for an issuer its
+/// bundle lacks (see [`BundleFirst`]).
+fn from_env(file: Option<&str>, dirs: Option<&str>, lazy: bool) -> Result<Trust, Error> {
+    let c = collect_env(file, dirs, lazy)?;
+    if c.0.is_empty() {
+        // `SSL_CERT_DIR=":"`, say: nothing named at all, so the built-in roots.
+        return Ok(built_in());
+    }
+    let later = match (file, dirs) {
+        (Some(file), Some(dirs)) if lazy => Some(Later {
+            file: file.to_owned(),
+            dirs: dirs.to_owned(),
+        }),
+        _ => None,
+    };
+    c.0.into_trust(c.1, later)
+}
+
+/// The certificates `from_env` reads now, and the words for where they came from.
+fn collect_env(
+    file: Option<&str>,
+    dirs: Option<&str>,
+    lazy: bool,
+) -> Result<(Collector, String), Error> {
     let mut c = Collector::default();
     let mut from = Vec::new();
     if let Some(path) = file {
@@ -174,6 +207,7 @@ fn from_env(file: Option<&str>, dirs: Option<&str>) -> Result<Trust, Error> {
         }
         from.push(format!("{CERT_FILE_ENV}={}", crate::text::clean(path, 200)));
     }
+    let dirs = dirs.filter(|_| !(lazy && file.is_some()));
     if let Some(dirs) = dirs {
         // As OpenSSL reads it: every directory of the list that exists is searched (a missing
         // or empty one is passed over); the files are `*.pem`, `*.crt`, or the `HASH.N` names
@@ -195,11 +229,7 @@ fn from_env(file: Option<&str>, dirs: Option<&str>) -> Result<Trust, Error> {
             )));
         }
     }
-    if c.is_empty() {
-        // `SSL_CERT_DIR=":"`, say: nothing named at all, so the built-in roots.
-        return Ok(built_in());
-    }
-    Ok(c.into_trust(from.join(" and ")))
+    Ok((c, from.join(" and ")))
 }
 
 /// `*.pem`, `*.crt`, or a [hash name](is_hash_name).
@@ -236,9 +266,6 @@ fn io_words(e: &std::io::Error) -> &'static str {
     }
 }
 
-#[cfg(feature = "rustls")]
-type Cert = ureq::tls::Certificate<'static>;
-
 /// The certificates read so far, each once: a file is read once whatever its names (links),
 /// and a certificate is kept once whatever its files. A system directory in `SSL_CERT_DIR`
 /// names each root three times (`NAME.pem`, its `HASH.0` link and the bundle), and the bundle
@@ -249,9 +276,12 @@ type Cert = ureq::tls::Certificate<'static>;
 /// is looked at with as few calls as it takes, and no certificate is copied more than once.
 #[derive(Default)]
 struct Collector {
-    /// The usable certificates, in the order met.
+    /// The usable certificates' DER, in the order met.
     #[cfg(feature = "rustls")]
-    certs: Vec<Cert>,
+    certs: Vec<Vec<u8>>,
+    /// The same, parsed once, as rustls verifies with them.
+    #[cfg(feature = "rustls")]
+    anchors: Vec<rustls::pki_types::TrustAnchor<'static>>,
     /// The DER of those rustls cannot use (so that a repeat of one is known).
     #[cfg(feature = "rustls")]
     unusable_der: Vec<Vec<u8>>,
@@ -536,6 +566,7 @@ impl Collector {
         };
         let Collector {
             certs,
+            anchors,
             unusable_der,
             texts,
             seen_text,
@@ -575,11 +606,11 @@ impl Collector {
                     let der_hash = seen_hash(&der);
                     let known = seen_der.find(der_hash, |s| {
                         let kept = if s.usable {
-                            certs[s.index].der()
+                            &certs[s.index]
                         } else {
                             &unusable_der[s.index]
                         };
-                        *kept == *der
+                        kept[..] == der[..]
                     });
                     let ok = match known {
                         Some(s) => {
@@ -588,9 +619,9 @@ impl Collector {
                         }
                         None => {
                             let ok = store.add(CertificateDer::from(&der[..])).is_ok();
-                            store.roots.clear();
+                            anchors.extend(store.roots.drain(..));
                             let index = if ok {
-                                certs.push(ureq::tls::Certificate::from_der(&der).to_owned());
+                                certs.push(der);
                                 certs.len() - 1
                             } else {
                                 *unusable_total += 1;
@@ -640,7 +671,9 @@ impl Collector {
         )))
     }
 
-    fn into_trust(self, from: String) -> Trust {
+    /// The roots read, as a client verifies with them; `later`: the directories to read if
+    /// these cannot vouch for a server.
+    fn into_trust(self, from: String, later: Option<Later>) -> Result<Trust, Error> {
         #[cfg(feature = "rustls")]
         let n = self.certs.len();
         #[cfg(not(feature = "rustls"))]
@@ -657,11 +690,174 @@ impl Collector {
             1 => shown.push_str(", 1 unusable one skipped"),
             u => shown.push_str(&format!(", {u} unusable ones skipped")),
         }
-        Trust {
-            #[cfg(feature = "rustls")]
-            roots: Some(ureq::tls::RootCerts::from(self.certs)),
-            shown,
+        if let Some(later) = &later {
+            shown.push_str(&format!(
+                "; {CERT_DIR_ENV}={} is read if they cannot vouch for a server",
+                crate::text::clean(&later.dirs, 200)
+            ));
         }
+        #[cfg(feature = "rustls")]
+        return Ok(Trust {
+            tls: Tls::Own(client_config(self.anchors, later)?),
+            shown,
+        });
+        #[cfg(not(feature = "rustls"))]
+        {
+            let _ = later;
+            Ok(Trust { shown })
+        }
+    }
+}
+
+/// The directories of `SSL_CERT_DIR`, read only if the bundle of `SSL_CERT_FILE` cannot vouch
+/// for a server (see [`BundleFirst`]).
+#[derive(Debug)]
+#[cfg_attr(not(feature = "rustls"), allow(dead_code))]
+pub(crate) struct Later {
+    file: String,
+    dirs: String,
+}
+
+/// The crypto provider ureq would pick: the process's default if one was installed, else
+/// ring (which the `rustls` feature builds in).
+#[cfg(feature = "rustls")]
+fn provider() -> Arc<rustls::crypto::CryptoProvider> {
+    rustls::crypto::CryptoProvider::get_default()
+        .cloned()
+        .unwrap_or_else(|| Arc::new(rustls::crypto::ring::default_provider()))
+}
+
+/// A verifier of servers against `anchors`, then (see [`BundleFirst`]) those of `later`.
+#[cfg(feature = "rustls")]
+fn verifier(
+    anchors: Vec<rustls::pki_types::TrustAnchor<'static>>,
+    provider: &Arc<rustls::crypto::CryptoProvider>,
+) -> Result<Arc<rustls::client::WebPkiServerVerifier>, Error> {
+    let roots = Arc::new(rustls::RootCertStore { roots: anchors });
+    rustls::client::WebPkiServerVerifier::builder_with_provider(roots, provider.clone())
+        .build()
+        .map_err(|e| Error::config(format!("the trusted roots cannot be used: {e}")))
+}
+
+/// The rustls configuration ureq's own layer would make (its protocol versions, SNI, no client
+/// certificate, the same provider), with the crate's verifier.
+#[cfg(feature = "rustls")]
+fn client_config(
+    anchors: Vec<rustls::pki_types::TrustAnchor<'static>>,
+    later: Option<Later>,
+) -> Result<Arc<rustls::ClientConfig>, Error> {
+    let provider = provider();
+    let verify = bundle_first(anchors, later, &provider)?;
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_protocol_versions(rustls::ALL_VERSIONS)
+        .map_err(|e| Error::config(format!("the tls configuration cannot be made: {e}")))?
+        .dangerous()
+        .with_custom_certificate_verifier(verify)
+        .with_no_client_auth();
+    Ok(Arc::new(config))
+}
+
+/// The verifier of [`client_config`].
+#[cfg(feature = "rustls")]
+fn bundle_first(
+    anchors: Vec<rustls::pki_types::TrustAnchor<'static>>,
+    later: Option<Later>,
+    provider: &Arc<rustls::crypto::CryptoProvider>,
+) -> Result<Arc<BundleFirst>, Error> {
+    Ok(Arc::new(BundleFirst {
+        first: verifier(anchors, provider)?,
+        later: later.map(|l| (l, std::sync::OnceLock::new())),
+        provider: provider.clone(),
+    }))
+}
+
+/// Verifies a server with the roots read at build (a bundle) and, only if they cannot vouch
+/// for it, with every root the environment names (the bundle and the `SSL_CERT_DIR`
+/// directories, read then, once per client). A directory of a system's trust store names
+/// each root of its bundle again, two or three times, in some 150 files: reading them all
+/// before every first send tripled a cold send's cost, for servers the bundle vouches for.
+///
+/// The answer is the one verifying with every root at once would give: a chain that the
+/// bundle's roots accept is accepted by a superset of them, and any other answer is the
+/// superset's own.
+#[cfg(feature = "rustls")]
+#[derive(Debug)]
+struct BundleFirst {
+    first: Arc<rustls::client::WebPkiServerVerifier>,
+    /// The directories, and the verifier with every root (`None`: they could not be read).
+    #[allow(clippy::type_complexity)]
+    later: Option<(
+        Later,
+        std::sync::OnceLock<Option<Arc<rustls::client::WebPkiServerVerifier>>>,
+    )>,
+    provider: Arc<rustls::crypto::CryptoProvider>,
+}
+
+#[cfg(feature = "rustls")]
+impl BundleFirst {
+    /// The verifier with every root, made the first time it is needed.
+    fn everything(&self) -> Option<&Arc<rustls::client::WebPkiServerVerifier>> {
+        let (later, cell) = self.later.as_ref()?;
+        cell.get_or_init(|| {
+            log::debug!(
+                "the {CERT_FILE_ENV} bundle cannot vouch for the server: reading {CERT_DIR_ENV}"
+            );
+            let read = collect_env(Some(&later.file), Some(&later.dirs), false)
+                .and_then(|(c, _)| verifier(c.anchors, &self.provider));
+            match read {
+                Ok(v) => Some(v),
+                Err(e) => {
+                    log::warn!("{CERT_DIR_ENV} is not used: {e}");
+                    None
+                }
+            }
+        })
+        .as_ref()
+    }
+}
+
+#[cfg(feature = "rustls")]
+impl rustls::client::danger::ServerCertVerifier for BundleFirst {
+    fn verify_server_cert(
+        &self,
+        end_entity: &rustls::pki_types::CertificateDer<'_>,
+        intermediates: &[rustls::pki_types::CertificateDer<'_>],
+        server_name: &rustls::pki_types::ServerName<'_>,
+        ocsp_response: &[u8],
+        now: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        let verify = |v: &rustls::client::WebPkiServerVerifier| {
+            v.verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
+        };
+        match verify(&self.first) {
+            Ok(v) => Ok(v),
+            Err(e) => match self.everything() {
+                Some(all) => verify(all),
+                None => Err(e),
+            },
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        self.first.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        self.first.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.first.supported_verify_schemes()
     }
 }
 
@@ -821,7 +1017,7 @@ mod tests {
         // (or 0000000d.0: one file), Two.crt and three.txt.
         assert_eq!((c.looked_up, c.opened), (4, 3));
         assert_eq!((c.certs.len(), c.duplicates), (3, 0));
-        let trust = c.into_trust("here".to_owned());
+        let trust = c.into_trust("here".to_owned(), None).unwrap();
         assert_eq!(trust.shown, "3 certificates from here");
     }
 
@@ -842,6 +1038,110 @@ mod tests {
         assert_eq!((c.certs.len(), c.duplicates, c.opened), (2, 4, 5));
         // Only the texts that brought a certificate are kept.
         assert_eq!(c.texts.len(), 2);
+    }
+
+    /// A CA and a leaf it signed for `localhost`, as (CA PEM, leaf DER).
+    fn ca_and_leaf(cn: &str) -> (String, Vec<u8>) {
+        use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
+        let ca_key = KeyPair::generate().unwrap();
+        let mut ca = CertificateParams::default();
+        ca.distinguished_name.push(rcgen::DnType::CommonName, cn);
+        ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        let ca_cert = ca.self_signed(&ca_key).unwrap();
+        let issuer = Issuer::new(ca, ca_key);
+        let leaf_key = KeyPair::generate().unwrap();
+        let leaf = CertificateParams::new(vec!["localhost".to_owned()])
+            .unwrap()
+            .signed_by(&leaf_key, &issuer)
+            .unwrap();
+        (
+            crate::pem::tests::pem_of(ca_cert.der()),
+            leaf.der().to_vec(),
+        )
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn ssl_cert_dir_is_read_only_for_a_server_the_bundle_cannot_vouch_for() {
+        use rustls::client::danger::ServerCertVerifier;
+        use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+        let dir = TempDir::new("later");
+        let (in_bundle, leaf_a) = ca_and_leaf("bundle CA");
+        let (in_dir, leaf_b) = ca_and_leaf("directory CA");
+        let (_, leaf_c) = ca_and_leaf("unknown CA");
+        let bundle = dir.0.join("ca-certificates.crt");
+        std::fs::write(&bundle, &in_bundle).unwrap();
+        let certs = dir.0.join("certs");
+        std::fs::create_dir(&certs).unwrap();
+        // A system directory's layout: each root by name and by a hash link, and the bundle.
+        std::fs::write(certs.join("Directory_CA.pem"), &in_dir).unwrap();
+        std::os::unix::fs::symlink("Directory_CA.pem", certs.join("0a1b2c3d.0")).unwrap();
+        std::os::unix::fs::symlink(&bundle, certs.join("ca-certificates.crt")).unwrap();
+        let (file, dirs) = (bundle.to_str().unwrap(), certs.to_str().unwrap());
+
+        // Read now: the bundle alone, one file.
+        let (c, from) = collect_env(Some(file), Some(dirs), true).unwrap();
+        assert_eq!((c.certs.len(), c.opened), (1, 1));
+        assert_eq!(from, format!("SSL_CERT_FILE={file}"));
+        let later = Later {
+            file: file.to_owned(),
+            dirs: dirs.to_owned(),
+        };
+        let v = bundle_first(c.anchors, Some(later), &provider()).unwrap();
+        let read = || v.later.as_ref().unwrap().1.get().is_some();
+        let name = ServerName::try_from("localhost").unwrap();
+        let verify = |leaf: &[u8]| {
+            v.verify_server_cert(
+                &CertificateDer::from(leaf),
+                &[],
+                &name,
+                &[],
+                UnixTime::now(),
+            )
+        };
+        verify(&leaf_a).unwrap();
+        assert!(!read(), "the bundle vouched: the directory is not read");
+        verify(&leaf_b).unwrap();
+        assert!(
+            read(),
+            "the directory was read for the issuer the bundle lacks"
+        );
+        verify(&leaf_a).unwrap();
+        let err = verify(&leaf_c).unwrap_err();
+        assert_eq!(
+            err,
+            rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer)
+        );
+
+        // Read all at once (as the fallback does), each root counts once: the bundle is not
+        // read again through its link, the hash link is not opened.
+        let (c, from) = collect_env(Some(file), Some(dirs), false).unwrap();
+        assert_eq!((c.certs.len(), c.duplicates, c.opened), (2, 0, 2));
+        assert_eq!(
+            from,
+            format!("SSL_CERT_FILE={file} and SSL_CERT_DIR={dirs}")
+        );
+
+        // A directory that cannot be read when it is needed: the bundle's answer stands.
+        let later = Later {
+            file: file.to_owned(),
+            dirs: "/nonexistent".to_owned(),
+        };
+        let (c, _) = collect_env(Some(file), Some(dirs), true).unwrap();
+        let v = bundle_first(c.anchors, Some(later), &provider()).unwrap();
+        let err = v
+            .verify_server_cert(
+                &CertificateDer::from(&leaf_b[..]),
+                &[],
+                &name,
+                &[],
+                UnixTime::now(),
+            )
+            .unwrap_err();
+        assert_eq!(
+            err,
+            rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer)
+        );
     }
 
     #[test]

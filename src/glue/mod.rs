@@ -86,6 +86,8 @@
 //! [`proxy_wants_credentials`] (ureq), `is_ca_used_as_end_entity` (rustls).
 
 pub(crate) mod resolver;
+#[cfg(feature = "rustls")]
+pub(crate) mod tls;
 pub(crate) mod transport;
 
 /// A failed name lookup. ureq reports one as [`ureq::Error::HostNotFound`] only when the

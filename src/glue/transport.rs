@@ -23,6 +23,8 @@
 //! is marked, or comes before that note, provably never delivered the request.
 
 use std::cell::Cell;
+#[cfg(feature = "rustls")]
+use std::sync::Arc;
 use std::time::{Duration as StdDuration, Instant};
 
 use ureq::unversioned::transport::time::Duration;
@@ -40,19 +42,40 @@ pub(crate) struct StableTimeoutConnector {
 }
 
 impl Default for StableTimeoutConnector {
-    /// ureq's own chain (a CONNECT proxy, TCP, rustls), with one layer more: under TLS the
-    /// TCP transport gets its timeouts kept stable too. (rustls hands it the time left to the
+    /// ureq's own chain (a CONNECT proxy, TCP, rustls), with a layer more: under TLS the TCP
+    /// transport gets its timeouts kept stable too. (rustls hands it the time left to the
     /// deadline, afresh on every read and write, which would otherwise cost a `setsockopt`
     /// each. Socks proxies are refused by the builder, so ureq's socks layers are left out.)
     fn default() -> Self {
-        let chain =
-            ().chain(ConnectProxyConnector::default())
-                .chain(TcpConnector::default())
-                .chain(UnderTls);
         #[cfg(feature = "rustls")]
-        let chain = chain.chain(ureq::unversioned::transport::RustlsConnector::default());
+        return Self::with_tls(None);
+        #[cfg(not(feature = "rustls"))]
         StableTimeoutConnector {
-            inner: Box::new(chain.chain(Boxed)),
+            inner: Box::new(
+                ().chain(ConnectProxyConnector::default())
+                    .chain(TcpConnector::default())
+                    .chain(UnderTls)
+                    .chain(Boxed),
+            ),
+        }
+    }
+}
+
+impl StableTimeoutConnector {
+    /// The [default](Self::default) chain, in which, given a configuration, the crate's own
+    /// TLS layer ([`OwnTls`](super::tls::OwnTls)) does the handshake with it, and ureq's
+    /// layer, next, finds the connection encrypted already.
+    #[cfg(feature = "rustls")]
+    pub(crate) fn with_tls(config: Option<Arc<rustls::ClientConfig>>) -> Self {
+        StableTimeoutConnector {
+            inner: Box::new(
+                ().chain(ConnectProxyConnector::default())
+                    .chain(TcpConnector::default())
+                    .chain(UnderTls)
+                    .chain(super::tls::OwnTls { config })
+                    .chain(ureq::unversioned::transport::RustlsConnector::default())
+                    .chain(Boxed),
+            ),
         }
     }
 }

@@ -602,10 +602,10 @@ fn unwrapped(pem: &str) -> String {
 
 #[cfg(unix)]
 #[test]
-fn each_root_is_trusted_once_however_often_the_variables_name_it() {
+fn ssl_cert_dir_is_read_only_when_the_bundle_cannot_vouch_for_the_server() {
     // A system directory's layout: `NAME.pem`, a `HASH.0` link to it, and the bundle of all
     // of them, which SSL_CERT_FILE names too; here also a copy with other line breaks.
-    let tls = tls_server(TlsConfig::new(), vec![Step::ok()]);
+    let tls = tls_server(TlsConfig::new(), vec![Step::ok(), Step::ok()]);
     let dir = std::env::temp_dir().join(format!("telnyx-sms-test-dups-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(dir.join("test-ca.pem"), ca_pem()).unwrap();
@@ -613,27 +613,38 @@ fn each_root_is_trusted_once_however_often_the_variables_name_it() {
     let bundle = dir.join("ca-certificates.crt");
     std::fs::write(&bundle, ca_pem()).unwrap();
     std::fs::write(dir.join("rewrapped.crt"), unwrapped(ca_pem())).unwrap();
-    let out = run_child(
-        "tls::child_sends_with_the_environments_roots",
-        &[
-            ("SSL_CERT_FILE", bundle.to_str().unwrap()),
-            ("SSL_CERT_DIR", dir.to_str().unwrap()),
-            ("TEST_BASE_URL", &tls.base_url()),
-        ],
-    );
-    let _ = std::fs::remove_dir_all(&dir);
-    // The link and the copy are duplicates; the bundle (the same file as SSL_CERT_FILE) and
-    // `test-ca.pem` (read through its link) are not even read again.
+    let env = |bundle: &std::path::Path| {
+        run_child(
+            "tls::child_sends_with_the_environments_roots",
+            &[
+                ("SSL_CERT_FILE", bundle.to_str().unwrap()),
+                ("SSL_CERT_DIR", dir.to_str().unwrap()),
+                ("TEST_BASE_URL", &tls.base_url()),
+            ],
+        )
+    };
+    // The bundle vouches for the server: only the bundle is read (the trust shown counts it
+    // alone, and says when the directory would be read).
+    let out = env(&bundle);
     assert!(
         out.contains(&format!(
-            "sent with 1 certificate from SSL_CERT_FILE={} and SSL_CERT_DIR={}, 2 duplicates \
-             skipped",
+            "sent with 1 certificate from SSL_CERT_FILE={}; SSL_CERT_DIR={} is read if they \
+             cannot vouch for a server",
             bundle.display(),
             dir.display()
         )),
         "{out}"
     );
-    assert_eq!(tls.request_count(), 1);
+    // A bundle without the server's CA: the directory is read at the handshake, and vouches.
+    let other = dir.join("other-bundle.txt");
+    std::fs::write(&other, &pki().leaf(Leaf::SelfSigned).pem).unwrap();
+    let out = env(&other);
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(
+        out.contains("sent with 1 certificate from SSL_CERT_FILE="),
+        "{out}"
+    );
+    assert_eq!(tls.request_count(), 2);
 }
 
 #[test]
