@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 use crate::error::Error;
 #[cfg(feature = "rustls")]
-use crate::pem::{certificate_ranges, decode_block};
+use crate::pem::{Scan, for_each_block};
 
 /// Where the trusted roots come from, as the builder was told.
 #[derive(Clone, Default)]
@@ -133,7 +133,8 @@ impl TrustPlan {
             TrustPlan::BuiltIn => Ok(built_in()),
             TrustPlan::Pem(pem) => {
                 let mut c = Collector::default();
-                c.add_bundle(Text::Given(pem.clone()), "the root_certificates_pem bundle")?;
+                let what = "the root_certificates_pem bundle";
+                c.add_bundle(&mut &pem[..], pem.len() as u64, what)?;
                 c.into_trust("root_certificates_pem".to_owned(), None)
             }
             #[cfg(feature = "platform-verifier")]
@@ -194,15 +195,9 @@ fn collect_env(
     let mut from = Vec::new();
     if let Some(path) = file {
         let what = format!("{CERT_FILE_ENV} ({})", crate::text::clean(path, 200));
-        let read = c.read(path.as_ref()).map_err(|(words, e)| {
-            let err = Error::config(format!("{what} {words}"));
-            match e {
-                Some(e) => err.with_source(e),
-                None => err,
-            }
-        })?;
-        if let FileRead::Fresh(pem, id) = read {
-            let held = c.add_bundle(pem, &what)?;
+        let read = c.read(path.as_ref()).map_err(|words| words.error(&what))?;
+        if let FileRead::Fresh(mut file, size, id) = read {
+            let held = c.add_bundle(&mut file, size, &what)?;
             c.held(id, held);
         }
         from.push(format!("{CERT_FILE_ENV}={}", crate::text::clean(path, 200)));
@@ -256,6 +251,7 @@ fn is_hash_name(name: &str) -> bool {
 
 /// The most of a certificate file that is read: far more than any real bundle (a system's
 /// whole CA bundle is about 200 KiB).
+#[cfg(feature = "rustls")]
 const MAX_BUNDLE_BYTES: u64 = 16 * 1024 * 1024;
 
 fn io_words(e: &std::io::Error) -> &'static str {
@@ -267,39 +263,35 @@ fn io_words(e: &std::io::Error) -> &'static str {
 }
 
 /// The certificates read so far, each once: a file is read once whatever its names (links),
-/// and a certificate is kept once whatever its files. A system directory in `SSL_CERT_DIR`
-/// names each root three times (`NAME.pem`, its `HASH.0` link and the bundle), and the bundle
-/// is often `SSL_CERT_FILE` too.
+/// and a root is kept once whatever its files. A system directory in `SSL_CERT_DIR` names
+/// each root three times (`NAME.pem`, its `HASH.0` link and the bundle), and the bundle is
+/// often `SSL_CERT_FILE` too.
 ///
-/// What this costs is mostly system calls (a system directory is some 150 files, each opened
-/// and read) and fresh memory (a new process faults in every page it touches), so each file
-/// is looked at with as few calls as it takes, and no certificate is copied more than once.
+/// What this costs in a new process is mostly fresh memory (every page touched is a page
+/// fault) and system calls (a system directory is some 150 files). So each file is looked at
+/// with as few calls as it takes and read through one reused buffer, each certificate is
+/// decoded into one reused buffer, and only what rustls keeps of a root, its trust anchor
+/// (subject, key and name constraints), is kept. Two certificates with the same anchor are
+/// one root to rustls, and count as one here.
 #[derive(Default)]
 struct Collector {
-    /// The usable certificates' DER, in the order met.
-    #[cfg(feature = "rustls")]
-    certs: Vec<Vec<u8>>,
-    /// The same, parsed once, as rustls verifies with them.
+    /// The usable roots, in the order met.
     #[cfg(feature = "rustls")]
     anchors: Vec<rustls::pki_types::TrustAnchor<'static>>,
-    /// The DER of those rustls cannot use (so that a repeat of one is known).
+    /// The DER of the certificates rustls cannot use (so that a repeat of one is known).
     #[cfg(feature = "rustls")]
     unusable_der: Vec<Vec<u8>>,
-    /// The PEM texts that `seen_text` points into, kept whole (the bundle, mostly).
+    /// Every root or unusable certificate met, by its hash: an index into `anchors` or
+    /// `unusable_der`.
     #[cfg(feature = "rustls")]
-    texts: Vec<Text>,
-    /// Every certificate block met, by its place in `texts`, and whether rustls can use it.
-    #[cfg(feature = "rustls")]
-    seen_text: Seen<TextSeen>,
-    /// The same by DER (an index into `certs`, or `unusable_der`), for a repeat written
-    /// differently (other line breaks, say).
-    #[cfg(feature = "rustls")]
-    seen_der: Seen<DerSeen>,
+    seen: Seen<Kept>,
     /// (device, inode) of every file read, and how many certificates it held.
     files: HashMap<(u64, u64), usize>,
-    /// The buffer files are read into, given back when a file held nothing new: a
-    /// directory's files are read one after another into the same memory.
+    /// The buffer files are read through (see [`for_each_block`]).
     buf: Vec<u8>,
+    /// The buffer each certificate is decoded into.
+    #[cfg(feature = "rustls")]
+    der: Vec<u8>,
     unusable: usize,
     duplicates: usize,
     /// How many paths were looked up (`stat`) and files opened (tests count them).
@@ -309,44 +301,38 @@ struct Collector {
     opened: usize,
 }
 
-/// A PEM text: a file's bytes, or a bundle given in code.
-enum Text {
-    Read(Vec<u8>),
-    Given(Arc<[u8]>),
-}
-
-impl AsRef<[u8]> for Text {
-    fn as_ref(&self) -> &[u8] {
-        match self {
-            Text::Read(v) => v,
-            Text::Given(a) => a,
-        }
-    }
-}
-
-/// Where a certificate block was met: `texts[text][range]`.
-#[cfg(feature = "rustls")]
-#[derive(Clone)]
-struct TextSeen {
-    text: usize,
-    range: std::ops::Range<usize>,
-    usable: bool,
-}
-
-/// Where a certificate's DER is kept: `certs[index]`, or `unusable_der[index]`.
+/// Where a certificate is kept: `anchors[index]`, or `unusable_der[index]`.
 #[cfg(feature = "rustls")]
 #[derive(Clone, Copy)]
-struct DerSeen {
+struct Kept {
     index: usize,
     usable: bool,
 }
 
 /// What reading a file gave.
 enum FileRead {
-    /// Its bytes, and its identity.
-    Fresh(Text, Option<(u64, u64)>),
+    /// The file, open, its size and its identity.
+    Fresh(std::fs::File, u64, Option<(u64, u64)>),
     /// It was read before (under this name or another), and held this many certificates.
     Seen(usize),
+}
+
+/// Why a file could not be read, in words that follow its name.
+struct Unreadable(String, Option<std::io::Error>);
+
+impl Unreadable {
+    fn cannot(e: std::io::Error) -> Unreadable {
+        Unreadable(format!("cannot be read: {}", io_words(&e)), Some(e))
+    }
+
+    /// The configuration error, `what` naming the file.
+    fn error(self, what: &str) -> Error {
+        let err = Error::config(format!("{what} {}", self.0));
+        match self.1 {
+            Some(e) => err.with_source(e),
+            None => err,
+        }
+    }
 }
 
 /// A file's identity, where the platform gives one cheaply.
@@ -387,72 +373,29 @@ fn sibling(path: &Path, names: &[(OsString, bool)]) -> Option<usize> {
         .ok()
 }
 
-/// Reads `file` into `buf` (emptied first), which `size` (from its metadata) sizes, in as
-/// few calls as it takes: a regular file's read comes back short only at its end, so once
-/// the bytes its metadata announced are in, a short read ends it (a file that grew is read
-/// on, to its end). Stops past [`MAX_BUNDLE_BYTES`].
-fn read_all(mut file: std::fs::File, buf: &mut Vec<u8>, size: u64) -> std::io::Result<()> {
-    use std::io::Read;
-    buf.clear();
-    let expected = usize::try_from(size.min(MAX_BUNDLE_BYTES)).unwrap_or(0);
-    loop {
-        let len = buf.len();
-        // Room for what is announced and one byte more (to see the end); past that (the
-        // file grew, or its metadata gave no size), a chunk at a time.
-        let room = if len <= expected {
-            expected + 1 - len
-        } else {
-            64 * 1024
-        };
-        buf.resize(len + room, 0);
-        let read = file.read(&mut buf[len..]);
-        buf.truncate(len + *read.as_ref().unwrap_or(&0));
-        let n = match read {
-            Ok(n) => n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
-        };
-        let done = n == 0 || (n < room && buf.len() == expected && expected > 0);
-        if done || buf.len() as u64 > MAX_BUNDLE_BYTES {
-            return Ok(());
-        }
-    }
-}
-
 impl Collector {
-    /// Reads a PEM file: a regular file (not a FIFO, which could block forever, nor a device
-    /// such as `/dev/zero`, which never ends) of at most [`MAX_BUNDLE_BYTES`], unless it was
-    /// read already (under this name or another). The error is in words that follow the
-    /// file's name.
-    fn read(&mut self, path: &Path) -> Result<FileRead, (String, Option<std::io::Error>)> {
-        let cannot = |e: std::io::Error| (format!("cannot be read: {}", io_words(&e)), Some(e));
+    /// Opens a PEM file: a regular file (not a FIFO, which could block forever, nor a device
+    /// such as `/dev/zero`, which never ends), unless it was read already (under this name or
+    /// another).
+    fn read(&mut self, path: &Path) -> Result<FileRead, Unreadable> {
         #[cfg(test)]
         {
             self.looked_up += 1;
         }
-        let meta = std::fs::metadata(path).map_err(cannot)?;
+        let meta = std::fs::metadata(path).map_err(Unreadable::cannot)?;
         if !meta.is_file() {
-            return Err(("is not a regular file".to_owned(), None));
+            return Err(Unreadable("is not a regular file".to_owned(), None));
         }
         let id = file_id(&meta);
         if let Some(held) = id.and_then(|id| self.files.get(&id)) {
             return Ok(FileRead::Seen(*held));
         }
-        let mut pem = std::mem::take(&mut self.buf);
         #[cfg(test)]
         {
             self.opened += 1;
         }
-        std::fs::File::open(path)
-            .and_then(|f| read_all(f, &mut pem, meta.len()))
-            .map_err(cannot)?;
-        if pem.len() as u64 > MAX_BUNDLE_BYTES {
-            return Err((
-                format!("is larger than {} MiB", MAX_BUNDLE_BYTES >> 20),
-                None,
-            ));
-        }
-        Ok(FileRead::Fresh(Text::Read(pem), id))
+        let file = std::fs::File::open(path).map_err(Unreadable::cannot)?;
+        Ok(FileRead::Fresh(file, meta.len(), id))
     }
 
     /// Reads the certificate files of one `SSL_CERT_DIR` directory (see
@@ -490,8 +433,8 @@ impl Collector {
         for (i, (name, _)) in names.iter().enumerate() {
             if let Entry::File = kinds[i] {
                 held[i] = match self.read(&dir.join(name)) {
-                    Ok(FileRead::Fresh(pem, id)) => {
-                        let n = self.add_bundle(pem, "").unwrap_or(0);
+                    Ok(FileRead::Fresh(mut file, size, id)) => {
+                        let n = self.add_bundle(&mut file, size, "").unwrap_or(0);
                         self.held(id, n);
                         Some(n)
                     }
@@ -528,126 +471,49 @@ impl Collector {
 
     fn is_empty(&self) -> bool {
         #[cfg(feature = "rustls")]
-        return self.certs.is_empty();
+        return self.anchors.is_empty();
         #[cfg(not(feature = "rustls"))]
         true
     }
 
-    /// Adds the certificates of a PEM bundle that rustls can use and that are not in already;
-    /// returns how many certificates the bundle held (repeats included). `what` names the
-    /// bundle in errors: one that is malformed, holds no certificate, or only unusable ones.
+    /// Adds the roots of a PEM bundle that rustls can use and that are not in already;
+    /// returns how many certificates the bundle held (repeats included). `size`: its length,
+    /// if known. `what` names the bundle in errors: one that cannot be read, is too large, is
+    /// malformed, holds no certificate, or only unusable ones.
     ///
-    /// Only `CERTIFICATE` blocks are read (a key beside them is passed over), and a block
-    /// whose text was met before is not decoded again: a system directory repeats every
-    /// root of the bundle byte for byte, and decoding is most of the cost. The text is kept
-    /// if a block of it was new (to compare later ones with); else its buffer is reused.
+    /// Only `CERTIFICATE` blocks are read (a key beside them is passed over).
     #[cfg(feature = "rustls")]
-    fn add_bundle(&mut self, pem: Text, what: &str) -> Result<usize, Error> {
-        let text = self.texts.len();
-        self.texts.push(pem);
-        let mut kept = false;
-        let result = self.add_blocks(text, what, &mut kept);
-        if !kept {
-            if let Some(Text::Read(buf)) = self.texts.pop() {
-                self.buf = buf;
+    fn add_bundle(
+        &mut self,
+        source: &mut dyn std::io::Read,
+        size: u64,
+        what: &str,
+    ) -> Result<usize, Error> {
+        let (mut usable, mut unusable) = (0, 0);
+        let mut buf = std::mem::take(&mut self.buf);
+        let scan = for_each_block(source, Some(size), MAX_BUNDLE_BYTES, &mut buf, |block| {
+            match self.add_block(block) {
+                Some(true) => usable += 1,
+                Some(false) => unusable += 1,
+                None => return false,
             }
-        }
-        result
-    }
-
-    #[cfg(feature = "rustls")]
-    fn add_blocks(&mut self, text: usize, what: &str, kept: &mut bool) -> Result<usize, Error> {
-        use rustls::pki_types::CertificateDer;
-        let malformed = || {
-            Error::config(format!(
-                "{what} cannot be parsed as PEM (a -----BEGIN CERTIFICATE----- block is \
-                 malformed)"
-            ))
-        };
-        let Collector {
-            certs,
-            anchors,
-            unusable_der,
-            texts,
-            seen_text,
-            seen_der,
-            unusable: unusable_total,
-            duplicates,
-            ..
-        } = self;
-        let texts = &*texts;
-        let whole = texts[text].as_ref();
-        // A byte-order mark from a Windows editor is not part of the PEM.
-        let skip = if whole.starts_with(b"\xef\xbb\xbf") {
-            3
-        } else {
-            0
-        };
-        let (mut held, mut usable, mut unusable) = (0, 0, 0);
-        // rustls skips certificates it cannot parse: count them, and keep only the usable
-        // ones. Only a certificate not met before is parsed.
-        let mut store = rustls::RootCertStore::empty();
-        for range in certificate_ranges(&whole[skip..]) {
-            let range = range.ok_or_else(malformed)?;
-            let range = range.start + skip..range.end + skip;
-            let block = &whole[range.clone()];
-            held += 1;
-            let text_hash = seen_hash(block);
-            let known = seen_text.find(text_hash, |s| {
-                texts[s.text].as_ref()[s.range.clone()] == *block
-            });
-            let ok = match known {
-                Some(s) => {
-                    *duplicates += 1;
-                    s.usable
-                }
-                None => {
-                    let der = decode_block(block).ok_or_else(malformed)?;
-                    let der_hash = seen_hash(&der);
-                    let known = seen_der.find(der_hash, |s| {
-                        let kept = if s.usable {
-                            &certs[s.index]
-                        } else {
-                            &unusable_der[s.index]
-                        };
-                        kept[..] == der[..]
-                    });
-                    let ok = match known {
-                        Some(s) => {
-                            *duplicates += 1;
-                            s.usable
-                        }
-                        None => {
-                            let ok = store.add(CertificateDer::from(&der[..])).is_ok();
-                            anchors.extend(store.roots.drain(..));
-                            let index = if ok {
-                                certs.push(der);
-                                certs.len() - 1
-                            } else {
-                                *unusable_total += 1;
-                                unusable_der.push(der);
-                                unusable_der.len() - 1
-                            };
-                            seen_der.insert(der_hash, DerSeen { index, usable: ok });
-                            ok
-                        }
-                    };
-                    *kept = true;
-                    seen_text.insert(
-                        text_hash,
-                        TextSeen {
-                            text,
-                            range,
-                            usable: ok,
-                        },
-                    );
-                    ok
-                }
-            };
-            if ok {
-                usable += 1;
-            } else {
-                unusable += 1;
+            true
+        });
+        self.buf = buf;
+        match scan {
+            Ok(()) => {}
+            Err(Scan::Read(e)) => return Err(Unreadable::cannot(e).error(what)),
+            Err(Scan::TooLarge) => {
+                return Err(Error::config(format!(
+                    "{what} is larger than {} MiB",
+                    MAX_BUNDLE_BYTES >> 20
+                )));
+            }
+            Err(Scan::Malformed) => {
+                return Err(Error::config(format!(
+                    "{what} cannot be parsed as PEM (a -----BEGIN CERTIFICATE----- block is \
+                     malformed)"
+                )));
             }
         }
         if usable == 0 {
@@ -657,15 +523,68 @@ impl Collector {
                 format!("{what} holds no certificate (expected -----BEGIN CERTIFICATE----- blocks)")
             }));
         }
-        Ok(held)
+        Ok(usable + unusable)
+    }
+
+    /// Adds one certificate block unless its root is in already: whether rustls can use it,
+    /// or `None` if it is not base64.
+    #[cfg(feature = "rustls")]
+    fn add_block(&mut self, block: &[u8]) -> Option<bool> {
+        use rustls::pki_types::CertificateDer;
+        let Collector {
+            anchors,
+            unusable_der,
+            seen,
+            der,
+            unusable: unusable_total,
+            duplicates,
+            ..
+        } = self;
+        if !crate::pem::decode_block_into(block, der) {
+            return None;
+        }
+        // rustls skips certificates it cannot parse: count them, and keep only the usable
+        // ones, as rustls keeps them.
+        let mut store = rustls::RootCertStore::empty();
+        let usable = store.add(CertificateDer::from(&der[..])).is_ok();
+        let known = match store.roots.pop() {
+            Some(anchor) => {
+                // The key's bits end the anchor: as good as random.
+                let hash = seen_hash(anchor.subject_public_key_info.as_ref());
+                let known = seen.find(hash, |k| k.usable && anchors[k.index] == anchor);
+                if known.is_none() {
+                    let index = anchors.len();
+                    anchors.push(anchor);
+                    seen.insert(hash, Kept { index, usable });
+                }
+                known
+            }
+            None => {
+                let hash = seen_hash(der);
+                let known = seen.find(hash, |k| !k.usable && unusable_der[k.index] == *der);
+                if known.is_none() {
+                    let index = unusable_der.len();
+                    unusable_der.push(der.clone());
+                    *unusable_total += 1;
+                    seen.insert(hash, Kept { index, usable });
+                }
+                known
+            }
+        };
+        if known.is_some() {
+            *duplicates += 1;
+        }
+        Some(usable)
     }
 
     #[cfg(not(feature = "rustls"))]
-    fn add_bundle(&mut self, pem: Text, what: &str) -> Result<usize, Error> {
-        if let Text::Read(buf) = pem {
-            self.buf = buf;
-        }
-        let _ = (self.unusable, self.duplicates);
+    fn add_bundle(
+        &mut self,
+        _: &mut dyn std::io::Read,
+        _: u64,
+        what: &str,
+    ) -> Result<usize, Error> {
+        let _ = (self.unusable, self.duplicates, &self.buf);
         Err(Error::config(format!(
             "{what} cannot be used: this build has no tls (enable the `rustls` feature)"
         )))
@@ -675,7 +594,7 @@ impl Collector {
     /// these cannot vouch for a server.
     fn into_trust(self, from: String, later: Option<Later>) -> Result<Trust, Error> {
         #[cfg(feature = "rustls")]
-        let n = self.certs.len();
+        let n = self.anchors.len();
         #[cfg(not(feature = "rustls"))]
         let n = 0;
         let plural = if n == 1 { "" } else { "s" };
@@ -1016,7 +935,7 @@ mod tests {
         // 0000000d.0 and 0000000e.0); the other five are one `readlink` each. Opened: One.pem
         // (or 0000000d.0: one file), Two.crt and three.txt.
         assert_eq!((c.looked_up, c.opened), (4, 3));
-        assert_eq!((c.certs.len(), c.duplicates), (3, 0));
+        assert_eq!((c.anchors.len(), c.duplicates), (3, 0));
         let trust = c.into_trust("here".to_owned(), None).unwrap();
         assert_eq!(trust.shown, "3 certificates from here");
     }
@@ -1035,9 +954,10 @@ mod tests {
         std::fs::write(d.join("e.pem"), format!("{two}{one}")).unwrap();
         let mut c = Collector::default();
         assert_eq!(c.read_dir(d), 6);
-        assert_eq!((c.certs.len(), c.duplicates, c.opened), (2, 4, 5));
-        // Only the texts that brought a certificate are kept.
-        assert_eq!(c.texts.len(), 2);
+        assert_eq!((c.anchors.len(), c.duplicates, c.opened), (2, 4, 5));
+        // One buffer read every file, and one decoded every certificate.
+        assert!(c.buf.capacity() < 64 * 1024, "{}", c.buf.capacity());
+        assert!(c.der.capacity() < 4 * 1024, "{}", c.der.capacity());
     }
 
     /// A CA and a leaf it signed for `localhost`, as (CA PEM, leaf DER).
@@ -1081,7 +1001,7 @@ mod tests {
 
         // Read now: the bundle alone, one file.
         let (c, from) = collect_env(Some(file), Some(dirs), true).unwrap();
-        assert_eq!((c.certs.len(), c.opened), (1, 1));
+        assert_eq!((c.anchors.len(), c.opened), (1, 1));
         assert_eq!(from, format!("SSL_CERT_FILE={file}"));
         let later = Later {
             file: file.to_owned(),
@@ -1116,7 +1036,7 @@ mod tests {
         // Read all at once (as the fallback does), each root counts once: the bundle is not
         // read again through its link, the hash link is not opened.
         let (c, from) = collect_env(Some(file), Some(dirs), false).unwrap();
-        assert_eq!((c.certs.len(), c.duplicates, c.opened), (2, 0, 2));
+        assert_eq!((c.anchors.len(), c.duplicates, c.opened), (2, 0, 2));
         assert_eq!(
             from,
             format!("SSL_CERT_FILE={file} and SSL_CERT_DIR={dirs}")
@@ -1145,23 +1065,51 @@ mod tests {
     }
 
     #[test]
-    fn files_are_read_whole_whatever_their_size() {
-        let dir = TempDir::new("sizes");
-        for size in [0, 1, 4095, 4096, 4097, 64 * 1024, 300 * 1024 + 7] {
-            let path = dir.0.join(format!("f{size}"));
-            let bytes: Vec<u8> = (0..size).map(|i| (i % 251) as u8).collect();
-            std::fs::write(&path, &bytes).unwrap();
-            let mut buf = b"left over".to_vec();
-            let file = std::fs::File::open(&path).unwrap();
-            read_all(file, &mut buf, size as u64).unwrap();
-            assert_eq!(buf, bytes, "{size}");
-            // A size the metadata got wrong (a file that grew or shrank) changes nothing.
-            for said in [0, size as u64 / 2, size as u64 * 2 + 1] {
-                let file = std::fs::File::open(&path).unwrap();
-                read_all(file, &mut buf, said).unwrap();
-                assert_eq!(buf, bytes, "{size} {said}");
-            }
-        }
+    fn a_root_written_twice_or_reissued_with_its_key_counts_once() {
+        use rcgen::{CertificateParams, KeyPair};
+        let key = KeyPair::generate().unwrap();
+        let make = |days: i32| {
+            let mut p = CertificateParams::default();
+            p.distinguished_name.push(rcgen::DnType::CommonName, "root");
+            p.not_after = rcgen::date_time_ymd(2030 + days, 1, 1);
+            crate::pem::tests::pem_of(p.self_signed(&key).unwrap().der())
+        };
+        // The same root twice, the same subject and key in a certificate of other dates (one
+        // root to rustls), an unusable certificate twice, and another root.
+        let garbage = "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n";
+        let bundle = format!(
+            "{}{}{}{garbage}{garbage}{}",
+            make(0),
+            make(0),
+            make(5),
+            cert()
+        );
+        let mut c = Collector::default();
+        let held = c
+            .add_bundle(&mut bundle.as_bytes(), bundle.len() as u64, "it")
+            .unwrap();
+        assert_eq!(held, 6);
+        assert_eq!((c.anchors.len(), c.unusable, c.duplicates), (2, 1, 3));
+        let trust = c.into_trust("here".to_owned(), None).unwrap();
+        assert_eq!(
+            trust.shown,
+            "2 certificates from here, 3 duplicates skipped, 1 unusable one skipped"
+        );
+    }
+
+    #[test]
+    fn a_bundle_too_large_or_unreadable_is_named() {
+        let mut c = Collector::default();
+        let mut endless = std::io::repeat(b'-');
+        let e = c.add_bundle(&mut endless, 0, "it").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "invalid configuration: it is larger than 16 MiB"
+        );
+        let e = c
+            .add_bundle(&mut &b"-----BEGIN CERTIFICATE-----\nQUJD"[..], 31, "it")
+            .unwrap_err();
+        assert!(e.to_string().contains("it cannot be parsed as PEM"), "{e}");
     }
 
     #[test]
