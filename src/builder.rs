@@ -267,9 +267,12 @@ impl ClientBuilder {
     /// `*.crt` files in the directories (`:`-separated) named by `SSL_CERT_DIR`, as OpenSSL,
     /// curl, Python and Go read them; when neither is set, Mozilla's roots compiled into the
     /// crate (`webpki-roots`). Calling this (or `platform_roots`) overrides both; the last
-    /// call wins. A certificate named more than once (a system directory names each root as
-    /// `NAME.pem`, as a `HASH.0` link and in its bundle) is trusted, and counted, once. See
-    /// [`defer_trust`](Self::defer_trust) for a program that may not send at all.
+    /// call wins. A root named more than once (a system directory names each root as
+    /// `NAME.pem`, as a `HASH.0` link and in its bundle) is trusted, and counted, once. With
+    /// both variables set, only the bundle is read at first; the directories are read, once,
+    /// the first time the bundle cannot vouch for a server (as OpenSSL looks in its directory
+    /// only for an issuer its bundle lacks), with the same answer as reading every root at
+    /// once. See [`defer_trust`](Self::defer_trust) for a program that may not send at all.
     pub fn root_certificates_pem(mut self, pem: impl AsRef<[u8]>) -> Self {
         self.trust = TrustChoice::Pem(pem.as_ref().into());
         self

@@ -25,6 +25,12 @@
 //!     ~0.4 µs per send (callgrind: 815 instructions);
 //!   - a connect deadline for the connection to a CONNECT proxy, so a proxy that drips its
 //!     answer is cut off (correctness, no figure).
+//! - [`tls::OwnTls`]: TLS with a rustls configuration the crate made, for the roots it reads
+//!   itself (`SSL_CERT_FILE`, `SSL_CERT_DIR`, `root_certificates_pem`): parsed once, and a
+//!   verifier that reads `SSL_CERT_DIR` only when the bundle cannot vouch for a server
+//!   (`trust.rs`). ureq's `TlsConfig` takes a fixed list of roots, which it parses again, and
+//!   no verifier. A cold CLI send with a system's trust store in both variables: **2.0× →
+//!   1.1×** one trusting a single CA (bench group `cli`).
 //! - The message-text checks below: unavoidable, named once, tested against the real text.
 //!
 //! # ureq items used (all `ureq::unversioned::*` unless a path is given)
@@ -32,10 +38,15 @@
 //!   `()` as the start of a chain; `Transport::{buffers, transmit_output, maybe_await_input,
 //!   await_input, is_open, is_tls}`.
 //! - `transport::{ConnectProxyConnector, TcpConnector, RustlsConnector}` (all `Default`):
-//!   ureq's own chain, rebuilt with a layer of ours between TCP and rustls. (Its socks
+//!   ureq's own chain, rebuilt with layers of ours between TCP and rustls. (Its socks
 //!   layers are left out: the builder refuses socks proxies.)
-//! - `transport::ConnectionDetails`: the fields `uri` and `timeout` and `needs_tls()` are read,
-//!   none is built (3.5 added a field, which broke code that builds one).
+//! - `transport::ConnectionDetails`: the fields `uri`, `timeout`, `now`, `current_time` and
+//!   `config` (`input_buffer_size`, `output_buffer_size`) and `needs_tls()` are read, none is
+//!   built (3.5 added a field, which broke code that builds one).
+//! - `transport::{TransportAdapter, LazyBuffers}` (`TransportAdapter::{new, set_timeout,
+//!   get_mut, inner}`, `LazyBuffers::new`) and `transport::time::Instant::Exact`: the TLS
+//!   layer is ureq 3.5.2's `RustlsConnector`/`RustlsTransport`, line for line but for the
+//!   configuration (`tls.rs`); `ureq::Error::{Tls, Rustls}` and its `From<rustls::Error>`.
 //! - `transport::NextTimeout { after, reason }` and `transport::time::Duration::Exact`
 //!   (`is_not_happening`, deref to `std::time::Duration`).
 //! - `resolver::{Resolver, DefaultResolver, ResolvedSocketAddrs}`: `Resolver::resolve` and
@@ -76,6 +87,10 @@
 //! 8. While reading the proxy's answer to `CONNECT`, ureq hands the connect timeout afresh to
 //!    every read: the connect deadline guards against it
 //!    (`phases::a_proxy_that_drips_its_answer_is_cut_off_by_the_timeouts`).
+//! 9. ureq's `RustlsConnector` passes on a connection that is TLS already (`is_tls()`), so
+//!    the crate's layer before it does the handshake alone: were it wrapped twice, every
+//!    send trusting roots the crate read would fail
+//!    (`tls::ssl_cert_file_and_ssl_cert_dir_are_trusted` and the other `tls::` tests).
 //!
 //! Outside this module, `send.rs` (`read_capped`) relies on one more: a body read error
 //! keeps the `ureq::Error` inside the `io::Error`. `glue::a_body_read_error_keeps_ureqs_error_inside`.
