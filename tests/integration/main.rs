@@ -27,6 +27,7 @@ mod retries;
 mod server_selftest;
 mod soak;
 mod tls;
+mod tls_own;
 mod validation;
 mod wire;
 

@@ -154,7 +154,7 @@ fn leaf_cert(der: CertificateDer<'static>, key: &KeyPair) -> LeafCert {
 }
 
 /// PEM armour for `der` (RFC 7468: base64, 64 columns).
-fn pem(label: &str, der: &[u8]) -> String {
+pub fn pem(label: &str, der: &[u8]) -> String {
     const B64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut b64 = Vec::with_capacity(der.len().div_ceil(3) * 4);
     for c in der.chunks(3) {
