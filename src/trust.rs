@@ -166,9 +166,9 @@ fn env_path(name: &str) -> Result<Option<String>, Error> {
 }
 
 /// The roots the environment names. With both variables set and `lazy`, only the bundle is
-/// read now: the directories are read (with the bundle again) the first time the bundle
-/// cannot vouch for a server, as OpenSSL looks in `SSL_CERT_DIR` only for an issuer its
-/// bundle lacks (see [`BundleFirst`]).
+/// read now: the directories are read the first time the bundle cannot vouch for a server,
+/// as OpenSSL looks in `SSL_CERT_DIR` only for an issuer its bundle lacks (see
+/// [`BundleFirst`]).
 fn from_env(file: Option<&str>, dirs: Option<&str>, lazy: bool) -> Result<Trust, Error> {
     let c = collect_env(file, dirs, lazy)?;
     if c.0.is_empty() {
@@ -176,10 +176,7 @@ fn from_env(file: Option<&str>, dirs: Option<&str>, lazy: bool) -> Result<Trust,
         return Ok(built_in());
     }
     let later = match (file, dirs) {
-        (Some(file), Some(dirs)) if lazy => Some(Later {
-            file: file.to_owned(),
-            dirs: dirs.to_owned(),
-        }),
+        (Some(_), Some(dirs)) if lazy => Some(Later::new(dirs, c.0.files.clone())),
         _ => None,
     };
     c.0.into_trust(c.1, later)
@@ -532,12 +529,10 @@ impl Collector {
     fn add_block(&mut self, block: &[u8]) -> Option<bool> {
         use rustls::pki_types::CertificateDer;
         let Collector {
-            anchors,
             unusable_der,
             seen,
             der,
             unusable: unusable_total,
-            duplicates,
             ..
         } = self;
         if !crate::pem::decode_block_into(block, der) {
@@ -548,17 +543,7 @@ impl Collector {
         let mut store = rustls::RootCertStore::empty();
         let usable = store.add(CertificateDer::from(&der[..])).is_ok();
         let known = match store.roots.pop() {
-            Some(anchor) => {
-                // The key's bits end the anchor: as good as random.
-                let hash = seen_hash(anchor.subject_public_key_info.as_ref());
-                let known = seen.find(hash, |k| k.usable && anchors[k.index] == anchor);
-                if known.is_none() {
-                    let index = anchors.len();
-                    anchors.push(anchor);
-                    seen.insert(hash, Kept { index, usable });
-                }
-                known
-            }
+            Some(anchor) => self.add_anchor(anchor),
             None => {
                 let hash = seen_hash(der);
                 let known = seen.find(hash, |k| !k.usable && unusable_der[k.index] == *der);
@@ -568,13 +553,38 @@ impl Collector {
                     *unusable_total += 1;
                     seen.insert(hash, Kept { index, usable });
                 }
-                known
+                known.is_some()
             }
         };
-        if known.is_some() {
-            *duplicates += 1;
+        if known {
+            self.duplicates += 1;
         }
         Some(usable)
+    }
+
+    /// Keeps a root unless it is in already; whether it was.
+    #[cfg(feature = "rustls")]
+    fn add_anchor(&mut self, anchor: rustls::pki_types::TrustAnchor<'static>) -> bool {
+        // The key's bits end the anchor: as good as random.
+        let hash = seen_hash(anchor.subject_public_key_info.as_ref());
+        let anchors = &mut self.anchors;
+        if self
+            .seen
+            .find(hash, |k| k.usable && anchors[k.index] == anchor)
+            .is_some()
+        {
+            return true;
+        }
+        let index = anchors.len();
+        anchors.push(anchor);
+        self.seen.insert(
+            hash,
+            Kept {
+                index,
+                usable: true,
+            },
+        );
+        false
     }
 
     #[cfg(not(feature = "rustls"))]
@@ -612,7 +622,7 @@ impl Collector {
         if let Some(later) = &later {
             shown.push_str(&format!(
                 "; {CERT_DIR_ENV}={} is read if they cannot vouch for a server",
-                crate::text::clean(&later.dirs, 200)
+                crate::text::clean(&later.shown, 200)
             ));
         }
         #[cfg(feature = "rustls")]
@@ -629,12 +639,30 @@ impl Collector {
 }
 
 /// The directories of `SSL_CERT_DIR`, read only if the bundle of `SSL_CERT_FILE` cannot vouch
-/// for a server (see [`BundleFirst`]).
+/// for a server (see [`BundleFirst`]): as they were named when the client was built (made
+/// absolute then, so that a program that changes its directory later reads the same ones).
 #[derive(Debug)]
 #[cfg_attr(not(feature = "rustls"), allow(dead_code))]
 pub(crate) struct Later {
-    file: String,
-    dirs: String,
+    dirs: Vec<std::path::PathBuf>,
+    /// The variable's value, for `Debug`.
+    shown: String,
+    /// The files read already (the bundle), which a directory may name again.
+    files: HashMap<(u64, u64), usize>,
+}
+
+impl Later {
+    fn new(dirs: &str, files: HashMap<(u64, u64), usize>) -> Later {
+        Later {
+            dirs: dirs
+                .split(':')
+                .filter(|d| !d.is_empty())
+                .map(|d| std::path::absolute(d).unwrap_or_else(|_| d.into()))
+                .collect(),
+            shown: dirs.to_owned(),
+            files,
+        }
+    }
 }
 
 /// The crypto provider ureq would pick: the process's default if one was installed, else
@@ -649,10 +677,9 @@ fn provider() -> Arc<rustls::crypto::CryptoProvider> {
 /// A verifier of servers against `anchors`, then (see [`BundleFirst`]) those of `later`.
 #[cfg(feature = "rustls")]
 fn verifier(
-    anchors: Vec<rustls::pki_types::TrustAnchor<'static>>,
+    roots: Arc<rustls::RootCertStore>,
     provider: &Arc<rustls::crypto::CryptoProvider>,
 ) -> Result<Arc<rustls::client::WebPkiServerVerifier>, Error> {
-    let roots = Arc::new(rustls::RootCertStore { roots: anchors });
     rustls::client::WebPkiServerVerifier::builder_with_provider(roots, provider.clone())
         .build()
         .map_err(|e| Error::config(format!("the trusted roots cannot be used: {e}")))
@@ -683,8 +710,10 @@ fn bundle_first(
     later: Option<Later>,
     provider: &Arc<rustls::crypto::CryptoProvider>,
 ) -> Result<Arc<BundleFirst>, Error> {
+    let roots = Arc::new(rustls::RootCertStore { roots: anchors });
     Ok(Arc::new(BundleFirst {
-        first: verifier(anchors, provider)?,
+        first: verifier(roots.clone(), provider)?,
+        roots,
         later: later.map(|l| (l, std::sync::OnceLock::new())),
         provider: provider.clone(),
     }))
@@ -703,7 +732,9 @@ fn bundle_first(
 #[derive(Debug)]
 struct BundleFirst {
     first: Arc<rustls::client::WebPkiServerVerifier>,
-    /// The directories, and the verifier with every root (`None`: they could not be read).
+    /// The bundle's roots, which `first` verifies with.
+    roots: Arc<rustls::RootCertStore>,
+    /// The directories, and the verifier with every root.
     #[allow(clippy::type_complexity)]
     later: Option<(
         Later,
@@ -721,9 +752,20 @@ impl BundleFirst {
             log::debug!(
                 "the {CERT_FILE_ENV} bundle cannot vouch for the server: reading {CERT_DIR_ENV}"
             );
-            let read = collect_env(Some(&later.file), Some(&later.dirs), false)
-                .and_then(|(c, _)| verifier(c.anchors, &self.provider));
-            match read {
+            // The bundle's roots are not read again (the file may be gone): they are where
+            // the directories' repeats of them are found.
+            let mut c = Collector {
+                files: later.files.clone(),
+                ..Collector::default()
+            };
+            for anchor in &self.roots.roots {
+                c.add_anchor(anchor.clone());
+            }
+            for dir in &later.dirs {
+                c.read_dir(dir);
+            }
+            let roots = Arc::new(rustls::RootCertStore { roots: c.anchors });
+            match verifier(roots, &self.provider) {
                 Ok(v) => Some(v),
                 Err(e) => {
                     log::warn!("{CERT_DIR_ENV} is not used: {e}");
@@ -1003,10 +1045,7 @@ mod tests {
         let (c, from) = collect_env(Some(file), Some(dirs), true).unwrap();
         assert_eq!((c.anchors.len(), c.opened), (1, 1));
         assert_eq!(from, format!("SSL_CERT_FILE={file}"));
-        let later = Later {
-            file: file.to_owned(),
-            dirs: dirs.to_owned(),
-        };
+        let later = Later::new(dirs, c.files.clone());
         let v = bundle_first(c.anchors, Some(later), &provider()).unwrap();
         let read = || v.later.as_ref().unwrap().1.get().is_some();
         let name = ServerName::try_from("localhost").unwrap();
@@ -1021,7 +1060,11 @@ mod tests {
         };
         verify(&leaf_a).unwrap();
         assert!(!read(), "the bundle vouched: the directory is not read");
+        // The bundle is not read again (here it is gone), nor needed: its roots are kept.
+        let kept = std::fs::read(&bundle).unwrap();
+        std::fs::remove_file(&bundle).unwrap();
         verify(&leaf_b).unwrap();
+        std::fs::write(&bundle, kept).unwrap();
         assert!(
             read(),
             "the directory was read for the issuer the bundle lacks"
@@ -1043,11 +1086,8 @@ mod tests {
         );
 
         // A directory that cannot be read when it is needed: the bundle's answer stands.
-        let later = Later {
-            file: file.to_owned(),
-            dirs: "/nonexistent".to_owned(),
-        };
         let (c, _) = collect_env(Some(file), Some(dirs), true).unwrap();
+        let later = Later::new("/nonexistent", c.files.clone());
         let v = bundle_first(c.anchors, Some(later), &provider()).unwrap();
         let err = v
             .verify_server_cert(

@@ -545,14 +545,13 @@ fn the_ssl_cert_dir_fallback_copes_with_odd_entries_and_concurrent_first_sends()
     assert_eq!(tls.request_count(), 17);
 }
 
-/// DEFECT (src/trust.rs): with both variables set, the bundle and `SSL_CERT_DIR` are read
-/// again, by the paths as given, at the first server the bundle cannot vouch for. Relative
-/// paths then resolve against the working directory of that moment, and a bundle removed
-/// since `build` (a temporary file) makes the whole fallback fail: unknown issuer, though the
-/// directory holds the server's CA. Before the fallback, both were read at `build`.
+/// With both variables set, `SSL_CERT_DIR` is read at the first server the bundle cannot
+/// vouch for: the directories are those named at `build` (relative ones made absolute then,
+/// so a later `chdir` changes nothing), and the bundle is not read again (a temporary file
+/// removed since `build` changes nothing). Both broke the fallback when it re-read the
+/// variables' paths as given.
 #[cfg(unix)]
 #[test]
-#[ignore = "defect in src/trust.rs (trust paths re-read after build): see the report"]
 fn the_fallback_reads_what_the_variables_named_at_build() {
     let tls = tls_server(vec![Step::ok()], TlsConfig::new());
     let t = TempDir::new("relative");
