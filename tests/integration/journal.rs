@@ -237,17 +237,24 @@ fn a_changed_input_is_found_before_sending_and_never_sent() {
 
 #[test]
 fn two_runs_on_one_journal_are_refused_naming_the_process() {
-    let model = Telnyx::new().delay(Duration::from_millis(300));
-    let server = ScriptServer::builder().handler(model.handler()).start();
+    let model = Telnyx::new();
+    // The first run's sends are held unanswered, so it still holds the journal however long
+    // the second takes to start.
+    let hold = crate::support::Hold::closed();
+    let server = ScriptServer::builder()
+        .handler(hold.handler(model.handler()))
+        .start();
     let dir = Dir::new("lock");
     let options = BatchOptions::new().journal(dir.path("batch.journal"));
     let c = client(&server);
     std::thread::scope(|s| {
         let first = s.spawn(|| run(&c, requests(2), &options));
-        // Wait until the first run holds the journal (its run record is written).
-        assert!(crate::support::wait_until(Duration::from_secs(5), || {
-            std::fs::read_to_string(dir.path("batch.journal"))
-                .is_ok_and(|t| t.contains(r#""event":"start""#))
+        // Wait until the first run holds the journal (its run record is written) and a send
+        // of it is held.
+        assert!(crate::support::wait_until(Duration::from_secs(20), || {
+            hold.held() > 0
+                && std::fs::read_to_string(dir.path("batch.journal"))
+                    .is_ok_and(|t| t.contains(r#""event":"start""#))
         }));
         let err = c
             .send_batch(ASST, requests(2), &options, |_| {})
@@ -259,6 +266,7 @@ fn two_runs_on_one_journal_are_refused_naming_the_process() {
             msg.contains(&format!("process {}", std::process::id())),
             "{msg}"
         );
+        hold.open();
         assert_eq!(first.join().unwrap().1.sent, 2);
     });
 }

@@ -364,8 +364,11 @@ fn killed_again_and_again_against_a_server_that_honours_keys_then_resent_each_on
 #[test]
 fn a_second_process_on_the_same_journal_is_refused_and_a_killed_one_lets_go() {
     let model = Telnyx::new().ignore_keys().delay(PERFORM);
+    // The child's first send is held unanswered, so it still runs (and holds the journal)
+    // however long this process takes to try the second run.
+    let hold = crate::support::Hold::closed();
     let server = ScriptServer::builder()
-        .handler(model.handler())
+        .handler(hold.handler(model.handler()))
         .counting()
         .start();
     let dir = crate::support::TempDir::new("kill-lock");
@@ -385,7 +388,7 @@ fn a_second_process_on_the_same_journal_is_refused_and_a_killed_one_lets_go() {
     );
     let pid = u64::from(child.id());
     assert!(crate::support::wait_until(Duration::from_secs(20), || {
-        read_journal(&journal).1.contains(&pid)
+        read_journal(&journal).1.contains(&pid) && hold.held() == 1
     }));
     let client = crate::builder(&base).build().unwrap();
     let options = BatchOptions::new().journal(&journal);
@@ -400,6 +403,7 @@ fn a_second_process_on_the_same_journal_is_refused_and_a_killed_one_lets_go() {
     // Killed, the holder lets go of the lock: the next run goes on where it stopped.
     child.kill().unwrap();
     child.wait().unwrap();
+    hold.open();
     assert!(crate::support::wait_until(Duration::from_secs(20), || {
         server.in_flight() == 0
     }));

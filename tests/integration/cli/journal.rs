@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use crate::cli::{command, finish, mix, results, run_with, send_args};
 use crate::support::telnyx::{Fault, Telnyx};
-use crate::support::{ScriptServer, wait_until};
+use crate::support::{Hold, ScriptServer, wait_until};
 
 use crate::support::TempDir as Dir;
 
@@ -171,8 +171,11 @@ fn a_changed_input_is_refused_before_any_send_naming_the_line() {
 
 #[test]
 fn a_second_run_on_the_same_journal_is_refused_naming_the_first() {
-    let model = Telnyx::new().delay(Duration::from_millis(400));
-    let server = ScriptServer::builder().handler(model.handler()).start();
+    let model = Telnyx::new();
+    let hold = Hold::closed();
+    let server = ScriptServer::builder()
+        .handler(hold.handler(model.handler()))
+        .start();
     let dir = Dir::new("two");
     let path = dir.file("in.jsonl");
     std::fs::write(&path, input(2)).unwrap();
@@ -183,8 +186,9 @@ fn a_second_run_on_the_same_journal_is_refused_naming_the_first() {
         .spawn()
         .unwrap();
     let journal = PathBuf::from(format!("{path}.journal"));
-    assert!(wait_until(Duration::from_secs(5), || {
-        !crate::cli::journal_state(&journal).1.is_empty()
+    // The first run's sends held mid-flight: it holds the journal while the second starts.
+    assert!(wait_until(Duration::from_secs(20), || {
+        hold.held() > 0 && !crate::cli::journal_state(&journal).1.is_empty()
     }));
     let r = run_with(&batch_args(&path, &url, &[]), true, None);
     assert_eq!(r.code, 2, "{}", r.stderr);
@@ -194,6 +198,7 @@ fn a_second_run_on_the_same_journal_is_refused_naming_the_first() {
         "{}",
         r.stderr
     );
+    hold.open();
     assert!(first.wait().unwrap().success());
     assert_eq!(model.performed().len(), 2);
 }
@@ -201,10 +206,11 @@ fn a_second_run_on_the_same_journal_is_refused_naming_the_first() {
 #[cfg(unix)]
 #[test]
 fn ctrl_c_lets_the_sends_in_flight_finish_records_them_and_exits_130() {
-    let model = Telnyx::new()
-        .ignore_keys()
-        .delay(Duration::from_millis(300));
-    let server = ScriptServer::builder().handler(model.handler()).start();
+    let model = Telnyx::new().ignore_keys();
+    let hold = Hold::closed();
+    let server = ScriptServer::builder()
+        .handler(hold.handler(model.handler()))
+        .start();
     let dir = Dir::new("sigint");
     let path = dir.file("in.jsonl");
     std::fs::write(&path, input(20)).unwrap();
@@ -214,14 +220,11 @@ fn ctrl_c_lets_the_sends_in_flight_finish_records_them_and_exits_130() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    // Two sends in flight, then SIGINT.
-    assert!(wait_until(Duration::from_secs(5), || server.in_flight() == 2));
-    let pid = i32::try_from(child.id()).unwrap();
-    // SAFETY: kill(2) with a live child's pid.
-    #[allow(unsafe_code)]
-    unsafe {
-        libc::kill(pid, libc::SIGINT);
-    }
+    // Two sends performed and their answers held, then SIGINT; the answers go once the
+    // child has taken it.
+    assert!(wait_until(Duration::from_secs(20), || hold.held() == 2));
+    crate::cli::signal_and_wait_taken(&child, libc::SIGINT);
+    hold.open();
     let r = finish(child.wait_with_output().unwrap());
     assert_eq!(r.code, 130, "{}", r.stderr);
     let res = results(&r);

@@ -213,3 +213,86 @@ pub fn mix(mut x: u64) -> u64 {
     x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
     x ^ (x >> 31)
 }
+
+/// Sends `sig` to `child` (not yet reaped).
+#[cfg(unix)]
+pub fn signal(child: &std::process::Child, sig: i32) {
+    let pid = i32::try_from(child.id()).unwrap();
+    // SAFETY: kill(2) on our own child, not yet reaped (a zombie at worst).
+    #[allow(unsafe_code)]
+    unsafe {
+        libc::kill(pid, sig);
+    }
+}
+
+/// Sends `sig` to `child`, then waits until the child has taken it and its handler (if it
+/// has one) has returned, so that what the handler does is done before the test goes on:
+/// answers the test lets go next find the stop flag set, and a second signal cannot merge
+/// with a first still pending.
+///
+/// On Linux this is read from `/proc`: the signal leaves the pending set when a thread takes
+/// it, and that thread runs (state `R`) from then until its handler returns and it sleeps
+/// again. So once the signal is pending nowhere and no thread of the child runs, the handler
+/// is over (or the default action ended the child). The test's own handles (held answers,
+/// blocked reads) keep every thread of the child asleep, so the wait ends. Elsewhere a pause
+/// stands in for it.
+#[cfg(unix)]
+pub fn signal_and_wait_taken(child: &std::process::Child, sig: i32) {
+    signal(child, sig);
+    #[cfg(target_os = "linux")]
+    {
+        let pid = child.id();
+        assert!(
+            crate::support::wait_until(std::time::Duration::from_secs(30), || {
+                signal_taken(pid, sig)
+            }),
+            "the child (process {pid}) did not take signal {sig}"
+        );
+    }
+    #[cfg(not(target_os = "linux"))]
+    std::thread::sleep(std::time::Duration::from_millis(300));
+}
+
+/// Whether process `pid` has taken `sig` and no thread of it is running (see
+/// [`signal_and_wait_taken`]); `true` once it is gone or a zombie.
+#[cfg(target_os = "linux")]
+fn signal_taken(pid: u32, sig: i32) -> bool {
+    let bit = 1u64 << (sig - 1);
+    let pending = |status: &str, field: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(field))
+            .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+            .is_some_and(|mask| mask & bit != 0)
+    };
+    let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) else {
+        return true;
+    };
+    if pending(&status, "ShdPnd:") {
+        return false;
+    }
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return true;
+    };
+    for task in tasks.flatten() {
+        let dir = task.path();
+        // A thread that ended meanwhile has no files left: it runs no handler.
+        let (Ok(status), Ok(stat)) = (
+            std::fs::read_to_string(dir.join("status")),
+            std::fs::read_to_string(dir.join("stat")),
+        ) else {
+            continue;
+        };
+        if pending(&status, "SigPnd:") {
+            return false;
+        }
+        // `tid (comm) STATE ...`: the state follows the last `)` (comm may hold one).
+        let state = stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.trim_start().chars().next());
+        if !matches!(state, Some('S' | 'Z' | 'X')) {
+            return false;
+        }
+    }
+    true
+}

@@ -15,8 +15,10 @@ use serde_json::Value;
 use crate::cli::{
     Run, broken_pipe, command, finish, journal_state, mix, results, run_with, send_args,
 };
+#[cfg(unix)]
+use crate::cli::{signal, signal_and_wait_taken};
 use crate::support::telnyx::{Fault, Telnyx};
-use crate::support::{ScriptServer, wait_until};
+use crate::support::{Hold, ScriptServer, wait_until};
 
 const ASST: &str = "asst-probe";
 
@@ -104,16 +106,6 @@ fn run_stdin(args: &[String], with_key: bool, stdin: &[u8]) -> Run {
     let _ = input.write_all(stdin);
     drop(input);
     finish(child.wait_with_output().unwrap())
-}
-
-#[cfg(unix)]
-fn signal(child: &Child, sig: i32) {
-    let pid = i32::try_from(child.id()).unwrap();
-    // SAFETY: kill(2) on our own child, not yet reaped (a zombie at worst).
-    #[allow(unsafe_code)]
-    unsafe {
-        libc::kill(pid, sig);
-    }
 }
 
 /// Waits for `child` to exit, at most `limit`; past it, kills it and fails.
@@ -308,7 +300,8 @@ fn paced_run(lines: usize, rate: &str) -> (Telnyx, ScriptServer, Dir, String, Ch
     .spawn()
     .unwrap();
     let journal = PathBuf::from(format!("{path}.journal"));
-    // Line 1 sent, line 2 taken: now waiting for its rate slot (5 s), not yet journaled.
+    // Line 1 sent, line 2 taken: now waiting for its rate slot (100 s at the callers' rate
+    // of 0.01: however slow the machine, the signal comes before it), not yet journaled.
     assert!(wait_until(Duration::from_secs(20), || {
         model.performed().len() == 1 && journal_state(&journal).0.contains(&0)
     }));
@@ -319,13 +312,13 @@ fn paced_run(lines: usize, rate: &str) -> (Telnyx, ScriptServer, Dir, String, Ch
 #[cfg(unix)]
 #[test]
 fn probe_ctrl_c_during_a_rate_wait_sends_nothing_more() {
-    let (model, server, _dir, _path, mut child) = paced_run(3, "0.2");
+    let (model, server, _dir, _path, mut child) = paced_run(3, "0.01");
     signal(&child, libc::SIGINT);
     wait_exit(&mut child, Duration::from_secs(20));
     let r = finish(child.wait_with_output().unwrap());
     settle(&server);
     assert_eq!(r.code, 130, "{}", r.stderr);
-    // The signal came while line 2 waited for its slot (5 s): it must not be sent.
+    // The signal came while line 2 waited for its slot (100 s): it must not be sent.
     assert_eq!(
         model.performed().len(),
         1,
@@ -337,7 +330,7 @@ fn probe_ctrl_c_during_a_rate_wait_sends_nothing_more() {
 #[cfg(unix)]
 #[test]
 fn probe_a_kill_during_a_rate_wait_leaves_no_false_doubt() {
-    let (model, server, _dir, path, mut child) = paced_run(2, "0.2");
+    let (model, server, _dir, path, mut child) = paced_run(2, "0.01");
     signal(&child, libc::SIGKILL);
     wait_exit(&mut child, Duration::from_secs(20));
     settle(&server);
@@ -352,10 +345,11 @@ fn probe_a_kill_during_a_rate_wait_leaves_no_false_doubt() {
 #[cfg(unix)]
 #[test]
 fn probe_a_second_ctrl_c_exits_at_once_and_the_re_run_holds_what_was_in_flight() {
-    let model = Telnyx::new()
-        .ignore_keys()
-        .delay(Duration::from_millis(800));
-    let server = ScriptServer::builder().handler(model.handler()).start();
+    let model = Telnyx::new().ignore_keys();
+    let hold = Hold::closed();
+    let server = ScriptServer::builder()
+        .handler(hold.handler(model.handler()))
+        .start();
     let dir = Dir::new("sigint2");
     let path = dir.file("in.jsonl");
     std::fs::write(&path, input(6)).unwrap();
@@ -365,13 +359,15 @@ fn probe_a_second_ctrl_c_exits_at_once_and_the_re_run_holds_what_was_in_flight()
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    assert!(wait_until(Duration::from_secs(10), || server.in_flight() == 2));
+    // Two sends performed, their answers held: the first SIGINT waits for them, the second
+    // (once the first was taken) exits at once.
+    assert!(wait_until(Duration::from_secs(20), || hold.held() == 2));
+    signal_and_wait_taken(&child, libc::SIGINT);
     signal(&child, libc::SIGINT);
-    std::thread::sleep(Duration::from_millis(20));
-    signal(&child, libc::SIGINT);
-    let status = wait_exit(&mut child, Duration::from_secs(10));
+    let status = wait_exit(&mut child, Duration::from_secs(20));
     let r = finish(child.wait_with_output().unwrap());
     assert_eq!(status.code(), Some(130), "{}", r.stderr);
+    hold.open();
     settle(&server);
     assert_eq!(model.performed().len(), 2);
     // The two in flight are in doubt, the other four are sent; nothing twice.
@@ -392,10 +388,11 @@ fn probe_a_second_ctrl_c_exits_at_once_and_the_re_run_holds_what_was_in_flight()
 #[cfg(unix)]
 #[test]
 fn probe_sigterm_is_ctrl_c() {
-    let model = Telnyx::new()
-        .ignore_keys()
-        .delay(Duration::from_millis(400));
-    let server = ScriptServer::builder().handler(model.handler()).start();
+    let model = Telnyx::new().ignore_keys();
+    let hold = Hold::closed();
+    let server = ScriptServer::builder()
+        .handler(hold.handler(model.handler()))
+        .start();
     let dir = Dir::new("sigterm");
     let path = dir.file("in.jsonl");
     std::fs::write(&path, input(8)).unwrap();
@@ -405,9 +402,12 @@ fn probe_sigterm_is_ctrl_c() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    assert!(wait_until(Duration::from_secs(10), || server.in_flight() == 3));
-    signal(&child, libc::SIGTERM);
-    wait_exit(&mut child, Duration::from_secs(10));
+    // Three sends performed, their answers held until the signal was taken: then they
+    // finish, and nothing else starts.
+    assert!(wait_until(Duration::from_secs(20), || hold.held() == 3));
+    signal_and_wait_taken(&child, libc::SIGTERM);
+    hold.open();
+    wait_exit(&mut child, Duration::from_secs(20));
     let r = finish(child.wait_with_output().unwrap());
     assert_eq!(r.code, 130, "{}", r.stderr);
     assert_eq!(results(&r).len(), 3, "{}", r.stdout);
@@ -801,10 +801,11 @@ fn probe_resharding_after_a_run_sends_nothing_again() {
 #[cfg(unix)]
 #[test]
 fn probe_two_shards_sharing_one_explicit_journal() {
-    let model = Telnyx::new()
-        .ignore_keys()
-        .delay(Duration::from_millis(300));
-    let server = ScriptServer::builder().handler(model.handler()).start();
+    let model = Telnyx::new().ignore_keys();
+    let hold = Hold::closed();
+    let server = ScriptServer::builder()
+        .handler(hold.handler(model.handler()))
+        .start();
     let dir = Dir::new("shared-shard");
     let path = dir.file("in.jsonl");
     let journal = dir.file("one.journal");
@@ -818,11 +819,13 @@ fn probe_two_shards_sharing_one_explicit_journal() {
     .stderr(Stdio::null())
     .spawn()
     .unwrap();
-    assert!(wait_until(Duration::from_secs(10), || server.in_flight() > 0));
+    // The first shard's sends held mid-flight: it still runs when the second starts.
+    assert!(wait_until(Duration::from_secs(20), || hold.held() > 0));
     // At once: the second shard is refused (one run per journal), nothing sent by it.
     let r = run_batch(&path, &url, &["--shard", "1/2", "--journal", &journal]);
     assert_eq!(r.code, 2, "{}", r.stderr);
     assert!(r.stderr.contains("in use by another run"), "{}", r.stderr);
+    hold.open();
     assert!(wait_exit(&mut first, Duration::from_secs(20)).success());
     // One after the other: each sends its own lines, and a run without --shard on the same
     // journal sends nothing again.
@@ -1100,22 +1103,28 @@ fn cron_args<'a>(url: &'a str, key: &'a str, journal: &'a str, text: &'a str) ->
 #[cfg(unix)]
 #[test]
 fn probe_a_cron_send_killed_mid_send_is_in_doubt_then_resent_only_on_request() {
-    let model = Telnyx::new()
-        .ignore_keys()
-        .delay(Duration::from_millis(600));
-    let server = ScriptServer::builder().handler(model.handler()).start();
+    let model = Telnyx::new().ignore_keys();
+    let hold = Hold::closed();
+    let server = ScriptServer::builder()
+        .handler(hold.handler(model.handler()))
+        .start();
     let url = server.base_url();
     let dir = Dir::new("cron-kill");
     let journal = dir.file("cron.journal");
     for (key, sig) in [("order:1", libc::SIGKILL), ("order:2", libc::SIGINT)] {
+        hold.close();
         let mut child = command(&cron_args(&url, key, &journal, "shipped"), true)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        assert!(wait_until(Duration::from_secs(10), || server.in_flight() == 1));
+        // Killed once the send was performed and before its answer went: mid-send, surely.
+        assert!(wait_until(Duration::from_secs(20), || {
+            hold.held() == 1 && model.times_performed(key) == 1
+        }));
         signal(&child, sig);
-        wait_exit(&mut child, Duration::from_secs(10));
+        wait_exit(&mut child, Duration::from_secs(20));
+        hold.open();
         settle(&server);
         let r = run_with(&cron_args(&url, key, &journal, "shipped"), true, None);
         assert_eq!(r.code, 4, "{key}: {}", r.stderr);
@@ -1148,10 +1157,11 @@ fn probe_a_cron_send_killed_mid_send_is_in_doubt_then_resent_only_on_request() {
 #[cfg(unix)]
 #[test]
 fn probe_two_cron_sends_at_once_send_once() {
-    let model = Telnyx::new()
-        .ignore_keys()
-        .delay(Duration::from_millis(500));
-    let server = ScriptServer::builder().handler(model.handler()).start();
+    let model = Telnyx::new().ignore_keys();
+    let hold = Hold::closed();
+    let server = ScriptServer::builder()
+        .handler(hold.handler(model.handler()))
+        .start();
     let url = server.base_url();
     let dir = Dir::new("cron-two");
     let journal = dir.file("cron.journal");
@@ -1160,7 +1170,8 @@ fn probe_two_cron_sends_at_once_send_once() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    assert!(wait_until(Duration::from_secs(10), || server.in_flight() == 1));
+    // The first send held mid-flight: the first run still holds the journal.
+    assert!(wait_until(Duration::from_secs(20), || hold.held() == 1));
     let r = run_with(&cron_args(&url, "evt-7", &journal, "hi"), true, None);
     assert_eq!(r.code, 2, "{}", r.stderr);
     assert!(
@@ -1169,7 +1180,8 @@ fn probe_two_cron_sends_at_once_send_once() {
         "{}",
         r.stderr
     );
-    assert!(wait_exit(&mut first, Duration::from_secs(10)).success());
+    hold.open();
+    assert!(wait_exit(&mut first, Duration::from_secs(20)).success());
     let r = run_with(&cron_args(&url, "evt-7", &journal, "hi"), true, None);
     assert_eq!((r.code, r.stdout.trim()), (0, "conv-1"), "{}", r.stderr);
     assert_eq!(model.performed().len(), 1);

@@ -24,7 +24,7 @@ use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
@@ -511,6 +511,81 @@ pub fn wait_until(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
             return false;
         }
         thread::sleep(Duration::from_millis(2));
+    }
+}
+
+/// Holds a server's answers back until the test lets them go: wrap a handler with
+/// [`Hold::handler`], and while the hold is [closed](Hold::closed) each request is handled
+/// (a [`telnyx::Telnyx`] model performs and records it) and then waits, unanswered, until
+/// [`open`](Hold::open). [`held`](Hold::held) counts the requests waiting: a test that sees
+/// `n` held knows `n` requests were read in full and performed, and that no client has its
+/// answer, so it can kill or signal the client "mid-send" with no timing involved (a fixed
+/// server delay only makes that likely, and a request counted in flight may still be
+/// unread). A request is held at most a minute, so a test that fails before it opens the
+/// hold leaves no thread behind for long.
+#[derive(Clone)]
+pub struct Hold(Arc<(Mutex<HoldState>, Condvar)>);
+
+struct HoldState {
+    closed: bool,
+    held: usize,
+}
+
+/// The longest a [`Hold`] keeps one answer back.
+const HOLD_LIMIT: Duration = Duration::from_secs(60);
+
+impl Hold {
+    /// A hold that keeps every answer back until [`open`](Self::open).
+    pub fn closed() -> Hold {
+        Hold(Arc::new((
+            Mutex::new(HoldState {
+                closed: true,
+                held: 0,
+            }),
+            Condvar::new(),
+        )))
+    }
+
+    /// `inner`, whose answers wait while the hold is closed (`inner` runs first: what it
+    /// does with the request, such as performing it, is done before the wait).
+    pub fn handler(
+        &self,
+        inner: impl Fn(&Recorded) -> Step + Send + Sync + 'static,
+    ) -> impl Fn(&Recorded) -> Step + Send + Sync + 'static {
+        let hold = self.clone();
+        move |req| {
+            let step = inner(req);
+            hold.wait_while_closed();
+            step
+        }
+    }
+
+    fn wait_while_closed(&self) {
+        let (lock, cv) = &*self.0;
+        let mut s = lock.lock().unwrap();
+        if !s.closed {
+            return;
+        }
+        s.held += 1;
+        let (mut s, _) = cv.wait_timeout_while(s, HOLD_LIMIT, |s| s.closed).unwrap();
+        s.held -= 1;
+    }
+
+    /// Requests handled and waiting for their answer to go now.
+    pub fn held(&self) -> usize {
+        self.0.0.lock().unwrap().held
+    }
+
+    /// Lets every held answer go, and the answers of later requests go at once.
+    pub fn open(&self) {
+        let (lock, cv) = &*self.0;
+        lock.lock().unwrap().closed = false;
+        cv.notify_all();
+    }
+
+    /// Holds the answers of the requests handled from now on (until [`open`](Self::open)).
+    pub fn close(&self) {
+        self.0.0.lock().unwrap().closed = true;
     }
 }
 
