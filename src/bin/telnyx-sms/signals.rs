@@ -1,7 +1,8 @@
-//! SIGINT and SIGTERM while `send-batch` (or a journaled `send`) runs: the first stops new
-//! sends (the ones in flight finish, bounded by the timeout, and are journaled and printed;
-//! the tool then exits 130); a second exits at once with 130, leaving what was in flight in
-//! doubt (the journal says so on the next run).
+//! SIGINT and SIGTERM while `send-batch` runs: the first stops new sends (the ones in flight
+//! finish, bounded by the timeout, and are journaled and printed; the tool then exits 130); a
+//! second exits at once with 130, leaving what was in flight in doubt (the journal says so on
+//! the next run). A single `send`, journaled or not, installs no handler: a signal ends it as
+//! it ends any program, and a journaled send cut off in flight is in doubt on the next run.
 //!
 //! The handler only stores to atomics and, on the second signal, calls `_exit`: both are
 //! async-signal-safe.
