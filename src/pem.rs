@@ -20,10 +20,10 @@ pub(crate) enum Scan {
 /// through one 32 KiB buffer rather than into memory of its own size: 8 pages, not 54.
 const CHUNK: usize = 32 * 1024;
 
-/// Reads `source` a chunk at a time into `buf` (its contents overwritten; kept to be reused), and hands
-/// each `-----BEGIN CERTIFICATE-----` ... `-----END CERTIFICATE-----` block, markers
-/// included, to `each` as soon as it is whole; `each` returns `false` for a malformed one.
-/// Text around the blocks is passed over. `size`, if known (a regular file's metadata), saves
+/// Reads `source` a chunk at a time into `buf` (its contents overwritten; kept to be
+/// reused), and hands each `-----BEGIN CERTIFICATE-----` ... `-----END CERTIFICATE-----`
+/// block, markers included, to `each` as soon as it is whole; `each` returns `false` for a
+/// malformed one. Text around the blocks (a byte-order mark, a key) is passed over. `size`, if known (a regular file's metadata), saves
 /// the last read: a short read that reaches it is the end. Stops past `limit` bytes.
 pub(crate) fn for_each_block(
     source: &mut dyn std::io::Read,
@@ -98,35 +98,6 @@ pub(crate) fn for_each_block(
         }
         eof = n == 0 || (n < room && size == Some(total));
     }
-}
-
-/// Where the `-----BEGIN CERTIFICATE-----` ... `-----END CERTIFICATE-----` blocks of a PEM
-/// text are, markers included; `None` for a block that does not end. Ranges, not slices: a
-/// caller that keeps the text can keep these instead of copies of the blocks.
-#[cfg(test)]
-pub(crate) fn certificate_ranges(
-    pem: &[u8],
-) -> impl Iterator<Item = Option<std::ops::Range<usize>>> + '_ {
-    let mut from = Some(0);
-    std::iter::from_fn(move || {
-        let at = from?;
-        let Some(start) = find(&pem[at..], BEGIN).map(|i| at + i) else {
-            from = None;
-            return None;
-        };
-        let body = start + BEGIN.len();
-        match find(&pem[body..], END) {
-            Some(end) => {
-                let end = body + end + END.len();
-                from = Some(end);
-                Some(Some(start..end))
-            }
-            None => {
-                from = None;
-                Some(None)
-            }
-        }
-    })
 }
 
 /// The DER of a block from [`for_each_block`], into `out` (emptied first; kept to be
@@ -276,10 +247,6 @@ pub(crate) mod tests {
         )
     }
 
-    fn certificate_blocks(pem: &[u8]) -> impl Iterator<Item = Option<&[u8]>> {
-        certificate_ranges(pem).map(|r| r.map(|r| &pem[r]))
-    }
-
     /// A plain base64 encoder for the decoder's tests, wrapping at `wrap` characters.
     fn encode(bytes: &[u8], wrap: usize) -> String {
         let alphabet = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
@@ -361,21 +328,22 @@ pub(crate) mod tests {
             cert("QUJD"),
             cert("REVG")
         );
-        let blocks: Vec<_> = certificate_blocks(text.as_bytes()).collect();
-        assert_eq!(blocks.len(), 2);
+        let blocks = streamed(text.as_bytes(), usize::MAX, None).unwrap();
         assert_eq!(
-            decode_block(blocks[0].unwrap()).as_deref(),
-            Some(&b"ABC"[..])
+            blocks,
+            [cert("QUJD").into_bytes(), cert("REVG").into_bytes()]
         );
-        assert_eq!(
-            decode_block(blocks[1].unwrap()).as_deref(),
-            Some(&b"DEF"[..])
-        );
+        assert_eq!(decode_block(&blocks[0]).as_deref(), Some(&b"ABC"[..]));
+        assert_eq!(decode_block(&blocks[1]).as_deref(), Some(&b"DEF"[..]));
         // A block that does not end is malformed; nothing at all is no block.
-        let cut: Vec<_> = certificate_blocks(b"-----BEGIN CERTIFICATE-----\nQUJD").collect();
-        assert_eq!(cut, [None]);
-        assert_eq!(certificate_blocks(b"no pem here").count(), 0);
-        assert_eq!(certificate_blocks(b"").count(), 0);
+        let cut = streamed(b"-----BEGIN CERTIFICATE-----\nQUJD", usize::MAX, None);
+        assert!(matches!(cut, Err(Scan::Malformed)));
+        assert!(
+            streamed(b"no pem here", usize::MAX, None)
+                .unwrap()
+                .is_empty()
+        );
+        assert!(streamed(b"", usize::MAX, None).unwrap().is_empty());
     }
 
     /// A reader that hands out at most `step` bytes a call, and is interrupted once.
@@ -430,10 +398,11 @@ pub(crate) mod tests {
                 "-----BEGIN CERTIFICATE-----\n{b}\n-----END CERTIFICATE-----\n{pad}"
             ));
         }
-        let expected: Vec<Vec<u8>> = certificate_blocks(text.as_bytes())
-            .map(|b| b.unwrap().to_vec())
+        let expected: Vec<Vec<u8>> = blocks
+            .iter()
+            .map(|b| format!("-----BEGIN CERTIFICATE-----\n{b}\n-----END CERTIFICATE-----"))
+            .map(String::into_bytes)
             .collect();
-        assert_eq!(expected.len(), 3);
         let size = Some(text.len() as u64);
         for step in [1, 7, 26, 27, 4096, CHUNK - 1, CHUNK, CHUNK + 1, usize::MAX] {
             if step == 1 {

@@ -142,7 +142,7 @@ impl TrustPlan {
                 tls: Tls::Ureq(Some(ureq::tls::RootCerts::PlatformVerifier)),
                 shown: PLATFORM.to_owned(),
             }),
-            TrustPlan::Env { file, dirs } => from_env(file.as_deref(), dirs.as_deref(), true),
+            TrustPlan::Env { file, dirs } => from_env(file.as_deref(), dirs.as_deref()),
         }
     }
 }
@@ -165,29 +165,25 @@ fn env_path(name: &str) -> Result<Option<String>, Error> {
     }
 }
 
-/// The roots the environment names. With both variables set and `lazy`, only the bundle is
-/// read now: the directories are read the first time the bundle cannot vouch for a server,
-/// as OpenSSL looks in `SSL_CERT_DIR` only for an issuer its bundle lacks (see
-/// [`BundleFirst`]).
-fn from_env(file: Option<&str>, dirs: Option<&str>, lazy: bool) -> Result<Trust, Error> {
-    let c = collect_env(file, dirs, lazy)?;
-    if c.0.is_empty() {
+/// The roots the environment names. With both variables set, only the bundle is read now:
+/// the directories are read the first time the bundle cannot vouch for a server, as OpenSSL
+/// looks in `SSL_CERT_DIR` only for an issuer its bundle lacks (see [`BundleFirst`]).
+fn from_env(file: Option<&str>, dirs: Option<&str>) -> Result<Trust, Error> {
+    let (c, from) = collect_env(file, dirs)?;
+    if c.is_empty() {
         // `SSL_CERT_DIR=":"`, say: nothing named at all, so the built-in roots.
         return Ok(built_in());
     }
     let later = match (file, dirs) {
-        (Some(_), Some(dirs)) if lazy => Some(Later::new(dirs, c.0.files.clone())),
+        (Some(_), Some(dirs)) => Some(Later::new(dirs, c.files.clone())),
         _ => None,
     };
-    c.0.into_trust(c.1, later)
+    c.into_trust(from, later)
 }
 
-/// The certificates `from_env` reads now, and the words for where they came from.
-fn collect_env(
-    file: Option<&str>,
-    dirs: Option<&str>,
-    lazy: bool,
-) -> Result<(Collector, String), Error> {
+/// The certificates `from_env` reads now (the bundle, or without one the directories), and
+/// the words for where they came from.
+fn collect_env(file: Option<&str>, dirs: Option<&str>) -> Result<(Collector, String), Error> {
     let mut c = Collector::default();
     let mut from = Vec::new();
     if let Some(path) = file {
@@ -199,8 +195,7 @@ fn collect_env(
         }
         from.push(format!("{CERT_FILE_ENV}={}", crate::text::clean(path, 200)));
     }
-    let dirs = dirs.filter(|_| !(lazy && file.is_some()));
-    if let Some(dirs) = dirs {
+    if let (None, Some(dirs)) = (file, dirs) {
         // As OpenSSL reads it: every directory of the list that exists is searched (a missing
         // or empty one is passed over); the files are `*.pem`, `*.crt`, or the `HASH.N` names
         // `openssl rehash` makes. Only a list that yields no certificate at all is an error.
@@ -213,7 +208,7 @@ fn collect_env(
                 from.push(format!("{CERT_DIR_ENV}={}", crate::text::clean(dir, 200)));
             }
         }
-        if found == 0 && file.is_none() && !list.is_empty() {
+        if found == 0 && !list.is_empty() {
             return Err(Error::config(format!(
                 "{CERT_DIR_ENV} ({}) holds no certificate: no *.pem, *.crt or HASH.0 file with \
                  one in any of its directories",
@@ -474,8 +469,8 @@ impl Collector {
     }
 
     /// Adds the roots of a PEM bundle that rustls can use and that are not in already;
-    /// returns how many certificates the bundle held (repeats included). `size`: its length,
-    /// if known. `what` names the bundle in errors: one that cannot be read, is too large, is
+    /// returns how many certificates the bundle held (repeats included). `size`: its length
+    /// as its metadata gave it. `what` names the bundle in errors: one that cannot be read, is too large, is
     /// malformed, holds no certificate, or only unusable ones.
     ///
     /// Only `CERTIFICATE` blocks are read (a key beside them is passed over).
@@ -652,6 +647,23 @@ pub(crate) struct Later {
 }
 
 impl Later {
+    /// Every root: the bundle's `roots` (not read again: the file may be gone) and the
+    /// directories', each once.
+    #[cfg(feature = "rustls")]
+    fn collect(&self, roots: &rustls::RootCertStore) -> Collector {
+        let mut c = Collector {
+            files: self.files.clone(),
+            ..Collector::default()
+        };
+        for anchor in &roots.roots {
+            c.add_anchor(anchor.clone());
+        }
+        for dir in &self.dirs {
+            c.read_dir(dir);
+        }
+        c
+    }
+
     fn new(dirs: &str, files: HashMap<(u64, u64), usize>) -> Later {
         Later {
             dirs: dirs
@@ -752,19 +764,9 @@ impl BundleFirst {
             log::debug!(
                 "the {CERT_FILE_ENV} bundle cannot vouch for the server: reading {CERT_DIR_ENV}"
             );
-            // The bundle's roots are not read again (the file may be gone): they are where
-            // the directories' repeats of them are found.
-            let mut c = Collector {
-                files: later.files.clone(),
-                ..Collector::default()
-            };
-            for anchor in &self.roots.roots {
-                c.add_anchor(anchor.clone());
-            }
-            for dir in &later.dirs {
-                c.read_dir(dir);
-            }
-            let roots = Arc::new(rustls::RootCertStore { roots: c.anchors });
+            let roots = Arc::new(rustls::RootCertStore {
+                roots: later.collect(&self.roots).anchors,
+            });
             match verifier(roots, &self.provider) {
                 Ok(v) => Some(v),
                 Err(e) => {
@@ -1042,7 +1044,7 @@ mod tests {
         let (file, dirs) = (bundle.to_str().unwrap(), certs.to_str().unwrap());
 
         // Read now: the bundle alone, one file.
-        let (c, from) = collect_env(Some(file), Some(dirs), true).unwrap();
+        let (c, from) = collect_env(Some(file), Some(dirs)).unwrap();
         assert_eq!((c.anchors.len(), c.opened), (1, 1));
         assert_eq!(from, format!("SSL_CERT_FILE={file}"));
         let later = Later::new(dirs, c.files.clone());
@@ -1076,17 +1078,16 @@ mod tests {
             rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer)
         );
 
-        // Read all at once (as the fallback does), each root counts once: the bundle is not
-        // read again through its link, the hash link is not opened.
-        let (c, from) = collect_env(Some(file), Some(dirs), false).unwrap();
-        assert_eq!((c.anchors.len(), c.duplicates, c.opened), (2, 0, 2));
-        assert_eq!(
-            from,
-            format!("SSL_CERT_FILE={file} and SSL_CERT_DIR={dirs}")
-        );
+        // What the fallback read, each root once: the bundle's root and the directory's
+        // (the bundle, named again in the directory, is not read through its link, the hash
+        // link is not opened: one file opened).
+        let (c, _) = collect_env(Some(file), Some(dirs)).unwrap();
+        let all =
+            Later::new(dirs, c.files.clone()).collect(&rustls::RootCertStore { roots: c.anchors });
+        assert_eq!((all.anchors.len(), all.duplicates, all.opened), (2, 0, 1));
 
         // A directory that cannot be read when it is needed: the bundle's answer stands.
-        let (c, _) = collect_env(Some(file), Some(dirs), true).unwrap();
+        let (c, _) = collect_env(Some(file), Some(dirs)).unwrap();
         let later = Later::new("/nonexistent", c.files.clone());
         let v = bundle_first(c.anchors, Some(later), &provider()).unwrap();
         let err = v
@@ -1108,10 +1109,10 @@ mod tests {
     fn a_root_written_twice_or_reissued_with_its_key_counts_once() {
         use rcgen::{CertificateParams, KeyPair};
         let key = KeyPair::generate().unwrap();
-        let make = |days: i32| {
+        let make = |years: i32| {
             let mut p = CertificateParams::default();
             p.distinguished_name.push(rcgen::DnType::CommonName, "root");
-            p.not_after = rcgen::date_time_ymd(2030 + days, 1, 1);
+            p.not_after = rcgen::date_time_ymd(2030 + years, 1, 1);
             crate::pem::tests::pem_of(p.self_signed(&key).unwrap().der())
         };
         // The same root twice, the same subject and key in a certificate of other dates (one

@@ -142,7 +142,7 @@ pub fn figures() -> Vec<Row> {
     );
     let met = c.cost_ratio <= 1.2;
     // (C) The test CA in the directory alone: the bundle cannot vouch for the server, so the
-    // directories are read (all of them, with the bundle again) at the handshake.
+    // directories are read, all of them, at the handshake (the bundle's roots are kept).
     let fallback = compare(
         "the same, the test CA in SSL_CERT_DIR only: the directories are read at the handshake",
         "the same, SSL_CERT_FILE = the test CA alone",

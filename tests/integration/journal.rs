@@ -241,9 +241,7 @@ fn two_runs_on_one_journal_are_refused_naming_the_process() {
     // The first run's sends are held unanswered, so it still holds the journal however long
     // the second takes to start.
     let hold = crate::support::Hold::closed();
-    let server = ScriptServer::builder()
-        .handler(hold.handler(model.handler()))
-        .start();
+    let server = hold.serve(model.handler());
     let dir = Dir::new("lock");
     let options = BatchOptions::new().journal(dir.path("batch.journal"));
     let c = client(&server);

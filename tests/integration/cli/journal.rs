@@ -173,9 +173,7 @@ fn a_changed_input_is_refused_before_any_send_naming_the_line() {
 fn a_second_run_on_the_same_journal_is_refused_naming_the_first() {
     let model = Telnyx::new();
     let hold = Hold::closed();
-    let server = ScriptServer::builder()
-        .handler(hold.handler(model.handler()))
-        .start();
+    let server = hold.serve(model.handler());
     let dir = Dir::new("two");
     let path = dir.file("in.jsonl");
     std::fs::write(&path, input(2)).unwrap();
@@ -208,9 +206,7 @@ fn a_second_run_on_the_same_journal_is_refused_naming_the_first() {
 fn ctrl_c_lets_the_sends_in_flight_finish_records_them_and_exits_130() {
     let model = Telnyx::new().ignore_keys();
     let hold = Hold::closed();
-    let server = ScriptServer::builder()
-        .handler(hold.handler(model.handler()))
-        .start();
+    let server = hold.serve(model.handler());
     let dir = Dir::new("sigint");
     let path = dir.file("in.jsonl");
     std::fs::write(&path, input(20)).unwrap();

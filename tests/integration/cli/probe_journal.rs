@@ -347,9 +347,7 @@ fn probe_a_kill_during_a_rate_wait_leaves_no_false_doubt() {
 fn probe_a_second_ctrl_c_exits_at_once_and_the_re_run_holds_what_was_in_flight() {
     let model = Telnyx::new().ignore_keys();
     let hold = Hold::closed();
-    let server = ScriptServer::builder()
-        .handler(hold.handler(model.handler()))
-        .start();
+    let server = hold.serve(model.handler());
     let dir = Dir::new("sigint2");
     let path = dir.file("in.jsonl");
     std::fs::write(&path, input(6)).unwrap();
@@ -390,9 +388,7 @@ fn probe_a_second_ctrl_c_exits_at_once_and_the_re_run_holds_what_was_in_flight()
 fn probe_sigterm_is_ctrl_c() {
     let model = Telnyx::new().ignore_keys();
     let hold = Hold::closed();
-    let server = ScriptServer::builder()
-        .handler(hold.handler(model.handler()))
-        .start();
+    let server = hold.serve(model.handler());
     let dir = Dir::new("sigterm");
     let path = dir.file("in.jsonl");
     std::fs::write(&path, input(8)).unwrap();
@@ -803,9 +799,7 @@ fn probe_resharding_after_a_run_sends_nothing_again() {
 fn probe_two_shards_sharing_one_explicit_journal() {
     let model = Telnyx::new().ignore_keys();
     let hold = Hold::closed();
-    let server = ScriptServer::builder()
-        .handler(hold.handler(model.handler()))
-        .start();
+    let server = hold.serve(model.handler());
     let dir = Dir::new("shared-shard");
     let path = dir.file("in.jsonl");
     let journal = dir.file("one.journal");
@@ -1105,9 +1099,7 @@ fn cron_args<'a>(url: &'a str, key: &'a str, journal: &'a str, text: &'a str) ->
 fn probe_a_cron_send_killed_mid_send_is_in_doubt_then_resent_only_on_request() {
     let model = Telnyx::new().ignore_keys();
     let hold = Hold::closed();
-    let server = ScriptServer::builder()
-        .handler(hold.handler(model.handler()))
-        .start();
+    let server = hold.serve(model.handler());
     let url = server.base_url();
     let dir = Dir::new("cron-kill");
     let journal = dir.file("cron.journal");
@@ -1159,9 +1151,7 @@ fn probe_a_cron_send_killed_mid_send_is_in_doubt_then_resent_only_on_request() {
 fn probe_two_cron_sends_at_once_send_once() {
     let model = Telnyx::new().ignore_keys();
     let hold = Hold::closed();
-    let server = ScriptServer::builder()
-        .handler(hold.handler(model.handler()))
-        .start();
+    let server = hold.serve(model.handler());
     let url = server.base_url();
     let dir = Dir::new("cron-two");
     let journal = dir.file("cron.journal");

@@ -560,6 +560,11 @@ impl Hold {
         }
     }
 
+    /// A server answering with `inner`, its answers held by this hold.
+    pub fn serve(&self, inner: impl Fn(&Recorded) -> Step + Send + Sync + 'static) -> ScriptServer {
+        ScriptServer::builder().handler(self.handler(inner)).start()
+    }
+
     fn wait_while_closed(&self) {
         let (lock, cv) = &*self.0;
         let mut s = lock.lock().unwrap();
